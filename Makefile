@@ -1,0 +1,91 @@
+# agentbox: `make` builds into build/, `make check` runs every test (and again under
+# ASan+UBSan), `make demo` runs the scripted tour. Both install missing Debian packages.
+
+B ?= build
+SAN ?=
+CC ?= cc
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+	-Wformat=2 -Wformat-security -Wimplicit-fallthrough -Wswitch-enum \
+	-Wno-switch-default -Wundef -Wpointer-arith -Wvla -Wno-unused-parameter
+HARDEN := -fstack-protector-strong -fno-strict-aliasing
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all
+ifeq ($(SAN),)
+OPT := -O2 -D_FORTIFY_SOURCE=2 -g
+LDSAN :=
+else
+OPT := -O1 -g -fno-omit-frame-pointer $(SANFLAGS)
+LDSAN := $(SANFLAGS)
+endif
+CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(OPT) -Isrc $(CFLAGS)
+LDFLAGS_ALL := -Wl,-z,relro,-z,now,-z,noexecstack $(LDSAN) $(LDFLAGS)
+LIBS := -lseccomp -ljson-c
+
+LIB_SRC := $(wildcard src/shared/*.c) $(wildcard src/lib/*.c)
+LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
+CLI_SRC := $(wildcard src/cli/*.c)
+CLI_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(CLI_SRC))
+UNIT_SRC := $(wildcard tests/unit/test-*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(B)/tests/%,$(FUZZ_SRC))
+HDRS := $(wildcard src/*/*.h tests/unit/*.h)
+
+.PHONY: all check check-plain check-asan demo deps-build deps-test clean bench
+all: $(B)/agentbox $(B)/probe $(UNIT_BIN) $(FUZZ_BIN)
+
+$(B)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(B)/libagentbox.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/agentbox: $(CLI_OBJ) $(B)/libagentbox.a
+	$(CC) -o $@ $(CLI_OBJ) $(B)/libagentbox.a $(LDFLAGS_ALL) $(LIBS)
+
+# The probe runs inside sandboxes (also inside --rootfs trees), so it is static and
+# never sanitized: it must not depend on anything the sandbox may lack.
+$(B)/probe: tests/helpers/probe.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -static -o $@ $<
+
+$(B)/tests/test-%: tests/unit/test-%.c $(B)/libagentbox.a tests/unit/tap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libagentbox.a $(LDFLAGS_ALL) $(LIBS)
+
+$(B)/tests/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/driver.c $(B)/libagentbox.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< tests/fuzz/driver.c $(B)/libagentbox.a $(LDFLAGS_ALL) $(LIBS)
+
+deps-build:
+	@scripts/install-deps.sh build
+
+deps-test:
+	@scripts/install-deps.sh test
+
+# The whole suite on the normal build, then on the ASan+UBSan build.
+check: deps-test
+	$(MAKE) check-plain
+	$(MAKE) check-asan
+	@echo "make check: all suites passed"
+
+check-plain: all
+	tests/run-all.sh $(B)
+
+check-asan:
+	$(MAKE) B=build/asan SAN=1 all
+	tests/run-all.sh build/asan
+
+demo: deps-build
+	@$(MAKE) --no-print-directory $(B)/agentbox
+	@scripts/demo.sh $(B)/agentbox
+
+bench:
+	@scripts/install-deps.sh bench
+	$(MAKE) all
+	bench/run.sh $(B)
+
+clean:
+	rm -rf build

@@ -1,0 +1,95 @@
+/* agentbox run: parse, check what the kernel can enforce, build the seccomp filter, then
+ * start the sandbox. Everything that can be wrong with the input fails before the clone. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/config.h"
+#include "../lib/features.h"
+#include "../lib/seccomp.h"
+#include "../lib/spawn.h"
+#include "../shared/error.h"
+#include "commands.h"
+
+extern char **environ;
+
+static void run_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: agentbox run [OPTIONS] [--] COMMAND [ARGS...]\n\n"
+		"Runs COMMAND in a new sandbox: the host's tools read-only, the current directory as\n"
+		"the workspace at the same path, an empty home, no network, no capabilities.\n\n"
+		"Options:\n"
+		"  -w, --workspace PATH        the project directory (default: the current directory)\n"
+		"      --workspace-mode rw|ro  how the workspace is mounted (default: rw)\n"
+		"  -v, --volume HOST:SANDBOX[:ro|rw]  bind a host path into the sandbox\n"
+		"      --tmpfs PATH[:size=N]   a tmpfs at PATH (/tmp is one, 512m, by default)\n"
+		"      --rootfs DIR            use DIR (e.g. made by debootstrap) as the root\n"
+		"  -e, --env NAME[=VALUE]      pass a variable (NAME alone: the caller's value)\n"
+		"      --env-file FILE         pass the NAME=VALUE lines of FILE\n"
+		"      --network none|host     loopback only (default), or the host's network\n"
+		"      --seccomp MODE|FILE     default, strict, unconfined, or a Docker JSON profile\n"
+		"  -u, --user root|default     root inside the user namespace only (no capabilities)\n"
+		"      --name NAME             the sandbox's name (also its host name)\n"
+		"  -t, --tty / -T, --no-tty    a terminal (default: when stdin is a terminal)\n"
+		"      --explain               print what will be enforced here and exit\n"
+		"      --require LAYER[,..]    fail unless LAYER is enforced: userns, mountns, pidns,\n"
+		"                              netns, ipcns, utsns, cgroupns, caps, nnp, landlock, seccomp\n"
+		"  -q, --quiet                 no warnings\n\n"
+		"Exit status: the command's (128+N for signal N); 125 when agentbox fails, 126 when\n"
+		"the command cannot be run, 127 when it is not found.\n");
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct ab_config cfg;
+	struct ab_features features;
+	struct ab_seccomp_set seccomp = { 0 };
+	struct ab_error err = { 0 };
+	int exit_code = AB_EXIT_INTERNAL;
+
+	for (int i = 0; i < argc && strcmp(argv[i], "--") != 0 && argv[i][0] == '-'; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			run_usage(stdout);
+			return 0;
+		}
+	if (ab_config_parse_run(argc, argv, environ, &cfg, &err) < 0) {
+		fprintf(stderr, "agentbox: %s\n", err.msg);
+		return AB_EXIT_INTERNAL;
+	}
+	ab_features_probe(&features, cfg.host_uid == 0);
+	if (ab_seccomp_prepare(cfg.seccomp_mode, cfg.seccomp_profile, &seccomp, &err) < 0) {
+		fprintf(stderr, "agentbox: %s\n", err.msg);
+		goto out;
+	}
+	if (cfg.explain) {
+		ab_report_write(stdout, &cfg, &features, seccomp.summary);
+		if (ab_check_required(&cfg, &features, &err) < 0) {
+			fprintf(stderr, "agentbox: %s\n", err.msg);
+			goto out;
+		}
+		exit_code = 0;
+		goto out;
+	}
+	if (ab_check_required(&cfg, &features, &err) < 0) {
+		fprintf(stderr, "agentbox: %s\n", err.msg);
+		goto out;
+	}
+	if (!cfg.quiet)
+		ab_report_warnings(stderr, &cfg, &features);
+	if (!features.userns) {
+		fprintf(stderr, "agentbox: cannot create a user namespace: %s\n", features.userns_why);
+		goto out;
+	}
+	if (ab_sandbox_run(&cfg, &features, features.seccomp ? &seccomp : NULL, &exit_code, &err) < 0) {
+		fprintf(stderr, "agentbox: %s\n", err.msg);
+		exit_code = AB_EXIT_INTERNAL;
+		goto out;
+	}
+	if (err.msg[0])
+		fprintf(stderr, "agentbox: %s\n", err.msg);
+out:
+	ab_seccomp_set_free(&seccomp);
+	ab_config_free(&cfg);
+	return exit_code;
+}

@@ -1,0 +1,51 @@
+/* agentbox: the command table. Each command lives in its own file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../shared/cleanup.h"
+#include "../shared/error.h"
+#include "commands.h"
+
+#define AB_VERSION "0.1.0"
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "run", cmd_run, "run a command in a new sandbox" },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: agentbox COMMAND [OPTIONS]\n\n"
+		     "A sandbox for AI coding agents: namespaces, a read-only system, a private\n"
+		     "workspace view, no secrets, no network, seccomp and Landlock, no daemon.\n\n"
+		     "Commands:\n");
+	for (size_t i = 0; i < AB_ELEMENTSOF(commands); i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nRun 'agentbox COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return AB_EXIT_INTERNAL;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("agentbox %s\n", AB_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < AB_ELEMENTSOF(commands); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 2, argv + 2);
+	fprintf(stderr, "agentbox: unknown command '%s': see 'agentbox --help'\n", argv[1]);
+	return AB_EXIT_INTERNAL;
+}

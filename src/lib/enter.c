@@ -1,0 +1,114 @@
+#include "enter.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "../shared/cleanup.h"
+#include "caps.h"
+#include "landlock.h"
+#include "netns.h"
+#include "rootfs.h"
+#include "sync.h"
+#include "userns.h"
+
+/* The terminal lives in the sandbox's own devpts; agentbox gets the master side. */
+static int open_terminal(int sync_fd, int *slave_out, struct ab_error *err)
+{
+	_cleanup_close_ int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	char name[64];
+	int r;
+
+	if (master < 0)
+		return ab_error_set(err, errno, "cannot open the sandbox's '/dev/ptmx'");
+	if (unlockpt(master) < 0 || ptsname_r(master, name, sizeof(name)) != 0)
+		return ab_error_set(err, errno, "cannot set up the sandbox's terminal");
+	*slave_out = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (*slave_out < 0)
+		return ab_error_set(err, errno, "cannot open the terminal '%s'", name);
+	r = ab_sync_send(sync_fd, AB_SYNC_PTY, 0, name, master);
+	if (r < 0)
+		return ab_error_set(err, -r, "cannot hand the terminal to agentbox");
+	return 0;
+}
+
+/* Returns < 0 when agentbox is already gone. */
+static int parent_alive(int sync_fd)
+{
+	struct pollfd p = { .fd = sync_fd, .events = POLLIN };
+
+	if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)))
+		return -EPIPE;
+	return 0;
+}
+
+int ab_enter_sandbox(const struct ab_enter_plan *plan, int *pty_slave, struct ab_error *err)
+{
+	const struct ab_config *cfg = plan->cfg;
+	struct ab_landlock_rule rules[AB_LANDLOCK_MAX_RULES];
+	size_t n_rules;
+	int r;
+
+	*pty_slave = -1;
+
+	/* 1. Root filesystem (mount namespace). First, because it needs CAP_SYS_ADMIN in the
+	 *    user namespace, and every later step's paths (Landlock's, the terminal's) are the
+	 *    sandbox's own. */
+	if ((r = ab_rootfs_build(cfg, err)) < 0)
+		return ab_error_wrap(err, "root filesystem");
+
+	/* 2. Network: "lo" up in the new network namespace (needs CAP_NET_ADMIN). */
+	if (cfg->network == AB_NETWORK_NONE && (r = ab_netns_loopback_up(err)) < 0)
+		return ab_error_wrap(err, "network");
+
+	/* 3. Host name in the new uts namespace (needs CAP_SYS_ADMIN). */
+	if (sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
+		return ab_error_set(err, errno, "cannot set the host name '%s'", cfg->hostname);
+
+	/* 4. The terminal, opened while /dev/pts is reachable and before any filter. */
+	if (plan->use_tty && (r = open_terminal(plan->sync_fd, pty_slave, err)) < 0)
+		return r;
+
+	/* 5. Capability bounding set and securebits: needs CAP_SETPCAP, so before the switch. */
+	if ((r = ab_caps_drop_bounding(err)) < 0)
+		return ab_error_wrap(err, "capabilities");
+
+	/* 6. The sandbox user. */
+	if ((r = ab_userns_become_user(cfg, err)) < 0)
+		return ab_error_wrap(err, "identity");
+
+	/* 7. Every remaining capability set emptied. From here on nothing can be undone. */
+	if ((r = ab_caps_clear(err)) < 0)
+		return ab_error_wrap(err, "capabilities");
+
+	/* 8. The credential change cleared the parent-death signal: set it again, then check
+	 *    that agentbox did not die in between. Not dumpable, so the command (same uid)
+	 *    cannot ptrace its init. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return ab_error_set(err, errno, "cannot tie the sandbox to agentbox's life");
+	if (parent_alive(plan->sync_fd) < 0)
+		return ab_error_set(err, EPIPE, "agentbox exited during setup");
+
+	/* 9. no_new_privs: required by Landlock and unprivileged seccomp, and it makes set-uid
+	 *    binaries and file capabilities inert. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return ab_error_set(err, errno, "cannot set no_new_privs");
+
+	/* 10. Landlock, mirroring the mounts: a second, independent line on file access. */
+	if (plan->landlock_abi > 0) {
+		n_rules = ab_landlock_rules_for(cfg, rules);
+		if ((r = ab_landlock_apply(rules, n_rules, plan->landlock_abi, err)) < 0)
+			return ab_error_wrap(err, "landlock");
+	}
+
+	/* 11. Seccomp last: the filter would refuse the set-up calls above (mount, sethostname). */
+	if (plan->seccomp && (r = ab_seccomp_install(plan->seccomp)) < 0)
+		return ab_error_set(err, -r, "cannot install the seccomp filter");
+	return 0;
+}

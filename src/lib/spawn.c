@@ -1,0 +1,232 @@
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../shared/cleanup.h"
+#include "enter.h"
+#include "init.h"
+#include "pty.h"
+#include "sync.h"
+#include "userns.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+static unsigned long clone_flags(const struct ab_config *cfg, const struct ab_features *f)
+{
+	unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+
+	if (f->cgroupns)
+		flags |= CLONE_NEWCGROUP;
+	if (cfg->network == AB_NETWORK_NONE)
+		flags |= CLONE_NEWNET;
+	return flags;
+}
+
+static bool want_tty(const struct ab_config *cfg)
+{
+	switch (cfg->tty_mode) {
+	case AB_TTY_ALWAYS: return true;
+	case AB_TTY_NEVER: return false;
+	case AB_TTY_AUTO: return isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+	}
+	return false;
+}
+
+/* The child after clone: PID 1 of the new namespaces. It never prints; every failure goes
+ * back over the sync socket and ends the child with 125. */
+__attribute__((noreturn)) static void child_main(const struct ab_config *cfg, const struct ab_seccomp_set *sc,
+						 int landlock_abi, bool use_tty, int sync_fd)
+{
+	struct ab_enter_plan plan = { .cfg = cfg, .seccomp = sc, .landlock_abi = landlock_abi,
+				      .sync_fd = sync_fd, .use_tty = use_tty };
+	struct ab_error err = { 0 };
+	struct ab_sync_msg msg;
+	int pty_slave = -1, r;
+
+	/* Die with agentbox, even when it is killed with SIGKILL. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		_exit(AB_EXIT_INTERNAL);
+	/* Nothing agentbox holds open may leak into the sandbox but stdio and the sync socket. */
+	if (sync_fd > 3)
+		syscall(SYS_close_range, 3, sync_fd - 1, 0);
+	syscall(SYS_close_range, sync_fd + 1, ~0U, 0);
+
+	r = ab_sync_recv(sync_fd, &msg, NULL);
+	if (r < 0 || msg.type != AB_SYNC_GO)
+		_exit(AB_EXIT_INTERNAL);
+	if (ab_enter_sandbox(&plan, &pty_slave, &err) < 0) {
+		ab_sync_send(sync_fd, AB_SYNC_ERROR, err.code, err.msg, -1);
+		_exit(AB_EXIT_INTERNAL);
+	}
+	ab_init_run(cfg, sync_fd, pty_slave);
+}
+
+static int wait_child(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return AB_EXIT_INTERNAL;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
+/* Follows the sandbox until its init exits: forwards signals, relays the terminal. */
+static int supervise(pid_t pid, int sync_fd, int sfd, int master, int *exit_code)
+{
+	struct ab_tty_state tty = { 0 };
+	bool stdin_open = master >= 0;
+	int status;
+
+	if (master >= 0) {
+		ab_tty_copy_winsize(STDIN_FILENO, master);
+		ab_tty_make_raw(STDIN_FILENO, &tty);
+		fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+	}
+	for (;;) {
+		struct pollfd p[3] = {
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = master, .events = POLLIN },
+			{ .fd = stdin_open ? STDIN_FILENO : -1, .events = POLLIN },
+		};
+		if (poll(p, 3, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			while (ab_tty_pump(master, STDOUT_FILENO) == 0)
+				;
+		}
+		if (p[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (ab_tty_pump(STDIN_FILENO, master) == -EPIPE)
+				stdin_open = false;
+		}
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+				continue;
+			if (si.ssi_signo == SIGCHLD) {
+				pid_t w = waitpid(pid, &status, WNOHANG);
+				if (w == pid) {
+					if (master >= 0)
+						while (ab_tty_pump(master, STDOUT_FILENO) == 0)
+							;
+					break;
+				}
+			} else if (si.ssi_signo == SIGWINCH && master >= 0) {
+				ab_tty_copy_winsize(STDIN_FILENO, master); /* the kernel tells the command */
+			} else {
+				kill(pid, (int)si.ssi_signo);
+			}
+		}
+	}
+	ab_tty_restore(STDIN_FILENO, &tty);
+	(void)sync_fd;
+	*exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return 0;
+}
+
+int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *features,
+		   const struct ab_seccomp_set *seccomp, int *exit_code, struct ab_error *err)
+{
+	_cleanup_close_ int parent_fd = -1, child_fd = -1, sfd = -1, master = -1;
+	bool use_tty = want_tty(cfg);
+	sigset_t set, old;
+	struct ab_sync_msg msg;
+	int socks[2], r;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, socks) < 0)
+		return ab_error_set(err, errno, "cannot create the sync socket");
+	parent_fd = socks[0];
+	child_fd = socks[1];
+
+	/* Signals are taken through a signalfd from before the clone, so none is lost while
+	 * the sandbox starts; the child inherits the mask and init keeps it for its own. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	for (int i = 0; i < ab_n_forwarded_signals; i++)
+		sigaddset(&set, ab_forwarded_signals[i]);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0) {
+		r = ab_error_set(err, errno, "cannot create a signalfd");
+		goto out;
+	}
+
+	fflush(NULL);
+	pid = (pid_t)syscall(SYS_clone, clone_flags(cfg, features) | SIGCHLD, NULL, NULL, NULL, NULL);
+	if (pid < 0) {
+		r = ab_error_set(err, errno, "cannot create the sandbox's namespaces");
+		if (errno == EPERM || errno == ENOSPC || errno == EINVAL)
+			ab_error_wrap(err, "%s", features->userns_why[0] ? features->userns_why : "user namespaces");
+		goto out;
+	}
+	if (pid == 0) {
+		close(parent_fd);
+		child_main(cfg, seccomp, features->landlock_abi, use_tty, child_fd);
+	}
+	close(TAKE_FD(child_fd));
+
+	r = ab_userns_write_maps(pid, cfg, err);
+	if (r < 0) {
+		kill(pid, SIGKILL);
+		wait_child(pid);
+		goto out;
+	}
+	r = ab_sync_send(parent_fd, AB_SYNC_GO, 0, NULL, -1);
+	for (;;) {
+		int passed = -1;
+		if (r >= 0)
+			r = ab_sync_recv(parent_fd, &msg, &passed);
+		if (r < 0) {
+			int code = wait_child(pid);
+			r = ab_error_set(err, 0, "the sandbox exited during setup (status %d)", code);
+			goto out;
+		}
+		if (msg.type == AB_SYNC_PTY) {
+			if (master >= 0)
+				close(master);
+			master = passed;
+			continue;
+		}
+		if (passed >= 0)
+			close(passed);
+		if (msg.type == AB_SYNC_ERROR) {
+			wait_child(pid);
+			r = ab_error_restore(err, msg.code, msg.text);
+			goto out;
+		}
+		if (msg.type == AB_SYNC_EXEC_FAILED) {
+			if (msg.code == ENOENT)
+				ab_error_set(err, 0, "command '%s' not found in the sandbox", msg.text);
+			else
+				ab_error_set(err, msg.code, "command '%s' cannot be run", msg.text);
+			*exit_code = wait_child(pid);
+			r = 0;
+			goto out;
+		}
+		if (msg.type == AB_SYNC_STARTED)
+			break;
+	}
+	err->code = 0;
+	err->msg[0] = '\0';
+	r = supervise(pid, parent_fd, sfd, master, exit_code);
+out:
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return r;
+}

@@ -1,0 +1,52 @@
+#!/bin/bash
+# Terminals: -t (and the automatic choice when stdin is a terminal) gives the command a
+# terminal whose output comes back; without one the command has none. script(1) from
+# util-linux plays the user's terminal.
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+ab_setup
+
+# in_script CMD: runs the shell command CMD under script(1), with a time limit; sets
+# AB_RC (CMD's status, thanks to -e) and AB_OUT (the terminal's output, without CRs).
+in_script() {
+	AB_CMD="script -qec $1 /dev/null"
+	AB_OUT=$(cd "$WS" && SHELL=/bin/bash timeout -k 5 "$AB_TIMEOUT" script -qec "$1" /dev/null </dev/null \
+		2>"$AB_ERR_FILE" | tr -d '\r')
+	AB_RC=${PIPESTATUS[0]}
+	AB_ERR=$(cat "$AB_ERR_FILE")
+}
+
+if ! command -v script >/dev/null; then
+	skip "terminal tests" "script(1) from util-linux is not installed"
+	done_testing
+fi
+
+q() { printf '%q' "$1"; }
+AB_Q=$(q "$AB")
+P_Q=$(q "$P")
+
+in_script "$AB_Q run -t -- sh -c 'test -t 0 && echo STDIN_IS_TTY; test -t 1 && echo STDOUT_IS_TTY'"
+expect_rc "-t under a terminal runs" 0
+expect_line "-t: stdin is a terminal inside" "STDIN_IS_TTY"
+expect_line "-t: stdout is a terminal inside, and its output comes back" "STDOUT_IS_TTY"
+
+in_script "$AB_Q run -- sh -c 'test -t 0 && echo STDIN_IS_TTY'"
+expect_line "a terminal is given automatically when stdin is one" "STDIN_IS_TTY"
+
+in_script "$AB_Q run -t -- $P_Q exit 3"
+expect_rc "-t passes the exit status through" 3
+
+in_script "$AB_Q run -t -- $P_Q status"
+expect_line "-t keeps the seccomp filter" "Seccomp=2"
+expect_line "-t keeps capabilities empty" "CapEff=0000000000000000"
+
+in_script "$AB_Q run -t -- $P_Q try tiocsti"
+expect_line "-t: TIOCSTI is tried on the terminal" "tiocsti_on=stdin"
+expect_line "-t: TIOCSTI on the terminal is refused with EPERM" "tiocsti=EPERM"
+
+# No terminal on stdin and no -t: the command gets none.
+box -- sh -c 'test -t 0 && echo STDIN_IS_TTY; echo done'
+expect_rc "without a terminal, the command runs" 0
+expect_no_line "without a terminal, the command has none" "STDIN_IS_TTY"
+
+done_testing

@@ -1,0 +1,214 @@
+/* The `run` option parser: every user mistake becomes a message naming the subject. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/config.h"
+#include "lib/env.h"
+#include "tap.h"
+
+static char *fake_environ[] = {
+	"PATH=/usr/bin:/bin", "TERM=xterm-256color", "LANG=C.UTF-8", "LC_ALL=C",
+	"GITHUB_TOKEN=ghp_secret", "AWS_SECRET_ACCESS_KEY=aws_secret", "ANTHROPIC_API_KEY=sk-ant",
+	"HOME=/nonexistent-home-for-tests", NULL,
+};
+
+static char tmpdir[] = "/tmp/ab-unit-XXXXXX";
+
+static int parse(struct ab_config *cfg, struct ab_error *err, const char *first, ...)
+{
+	char *argv[64];
+	int argc = 0;
+	va_list ap;
+
+	va_start(ap, first);
+	for (const char *a = first; a; a = va_arg(ap, const char *))
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	argv[argc] = NULL;
+	memset(err, 0, sizeof(*err));
+	return ab_config_parse_run(argc, argv, fake_environ, cfg, err);
+}
+
+static const char *env_get(struct ab_config *cfg, const char *name)
+{
+	return ab_env_lookup(cfg->env, name);
+}
+
+static void test_defaults(void)
+{
+	struct ab_config cfg;
+	struct ab_error err;
+
+	ok(parse(&cfg, &err, "--workspace", tmpdir, "--", "true", NULL) == 0, "plain run parses: %s", err.msg);
+	is_str(cfg.argv[0], "true", "command kept");
+	is_str(cfg.hostname, "agentbox", "default host name");
+	ok(cfg.n_tmpfs == 1 && strcmp(cfg.tmpfs[0].dest, "/tmp") == 0 && cfg.tmpfs[0].size_bytes == 512ULL << 20,
+	   "/tmp is a 512m tmpfs by default");
+	ok(cfg.network == AB_NETWORK_NONE, "network none by default");
+	ok(cfg.seccomp_mode == AB_SECCOMP_DEFAULT, "default seccomp");
+	ok(cfg.sandbox_uid != 0, "sandbox user is not root");
+	if (getuid() == 0)
+		ok(cfg.sandbox_uid == 1000, "root's sandbox user is 1000");
+	else
+		ok(cfg.sandbox_uid == getuid(), "a user's sandbox uid is their own");
+	is_str(env_get(&cfg, "TERM"), "xterm-256color", "TERM passes");
+	is_str(env_get(&cfg, "LC_ALL"), "C", "LC_* passes");
+	ok(env_get(&cfg, "GITHUB_TOKEN") == NULL, "a token does not pass by default");
+	ok(env_get(&cfg, "AWS_SECRET_ACCESS_KEY") == NULL, "a key does not pass by default");
+	ok(env_get(&cfg, "HOME") && strcmp(env_get(&cfg, "HOME"), "/nonexistent-home-for-tests") != 0,
+	   "HOME is the sandbox home");
+	ab_config_free(&cfg);
+}
+
+static void test_env(void)
+{
+	struct ab_config cfg;
+	struct ab_error err;
+	char envfile[256];
+	FILE *f;
+
+	ok(parse(&cfg, &err, "-w", tmpdir, "-e", "ANTHROPIC_API_KEY", "-e", "X=1=2", "-e", "UNSET_VAR", "--", "true",
+		 NULL) == 0,
+	   "-e parses");
+	is_str(env_get(&cfg, "ANTHROPIC_API_KEY"), "sk-ant", "-e NAME copies the caller's value");
+	is_str(env_get(&cfg, "X"), "1=2", "-e NAME=VALUE keeps '=' in the value");
+	ok(env_get(&cfg, "UNSET_VAR") == NULL, "-e of an unset name is left out");
+	ab_config_free(&cfg);
+
+	snprintf(envfile, sizeof(envfile), "%s/env", tmpdir);
+	f = fopen(envfile, "w");
+	fputs("# comment\n\nA=1\n  B=spaced\nGITHUB_TOKEN\nC=\"quoted\"\r\n", f);
+	fclose(f);
+	ok(parse(&cfg, &err, "-w", tmpdir, "--env-file", envfile, "-e", "A=override", "true", NULL) == 0,
+	   "--env-file parses: %s", err.msg);
+	is_str(env_get(&cfg, "A"), "override", "-e wins over --env-file");
+	is_str(env_get(&cfg, "GITHUB_TOKEN"), "ghp_secret", "a bare name in the file copies the caller's value");
+	is_str(env_get(&cfg, "C"), "\"quoted\"", "values are literal, CR stripped");
+	ab_config_free(&cfg);
+
+	f = fopen(envfile, "w");
+	fputs("GOOD=1\nBAD NAME=2\n", f);
+	fclose(f);
+	ok(parse(&cfg, &err, "-w", tmpdir, "--env-file", envfile, "true", NULL) < 0, "bad name in env file refused");
+	ok(strstr(err.msg, "line 2") && strstr(err.msg, envfile), "message names the file and line: %s", err.msg);
+	ok(parse(&cfg, &err, "-w", tmpdir, "--env-file", "/nonexistent/env", "true", NULL) < 0 &&
+		   strstr(err.msg, "'/nonexistent/env'"),
+	   "missing env file named: %s", err.msg);
+	ok(parse(&cfg, &err, "-w", tmpdir, "-e", "=x", "true", NULL) < 0, "-e =x refused: %s", err.msg);
+}
+
+static void test_bad_input(void)
+{
+	struct ab_config cfg;
+	struct ab_error err;
+	char file[256];
+	static const struct {
+		const char *args[6];
+		const char *needle;
+	} cases[] = {
+		{ { "--bogus", "true" }, "'--bogus'" },
+		{ { "-v", "/nonexistent-src:/x", "true" }, "'/nonexistent-src'" },
+		{ { "-v", "relative:/x", "true" }, "'relative'" },
+		{ { "-v", "/tmp:relative", "true" }, "'relative'" },
+		{ { "-v", "/tmp:/proc/x", "true" }, "'/proc'" },
+		{ { "-v", "/tmp:/x:rx", "true" }, "'rx'" },
+		{ { "-v", "/tmp:/a/../b", "true" }, "'/a/../b'" },
+		{ { "--tmpfs", "/scratch:size=lots", "true" }, "'lots'" },
+		{ { "--tmpfs", "/scratch:mode=1", "true" }, "'mode=1'" },
+		{ { "--tmpfs", "/", "true" }, "'/'" },
+		{ { "--network", "bridge", "true" }, "'bridge'" },
+		{ { "--workspace-mode", "cow2", "true" }, "'cow2'" },
+		{ { "--seccomp", "/nonexistent.json", "true" }, "'/nonexistent.json'" },
+		{ { "--require", "selinux", "true" }, "'selinux'" },
+		{ { "--name", "../evil", "true" }, "'../evil'" },
+		{ { "--user", "1234", "true" }, "'1234'" },
+		{ { "--rootfs", "/nonexistent-root", "true" }, "'/nonexistent-root'" },
+		{ { "--env" }, "'--env'" },
+		{ { "-q" }, "no command" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[10];
+		int argc = 0;
+		argv[argc++] = "-w";
+		argv[argc++] = tmpdir;
+		for (int j = 0; j < 6 && cases[i].args[j]; j++)
+			argv[argc++] = (char *)cases[i].args[j];
+		argv[argc] = NULL;
+		memset(&err, 0, sizeof(err));
+		int r = ab_config_parse_run(argc, argv, fake_environ, &cfg, &err);
+		ok(r < 0 && strstr(err.msg, cases[i].needle), "%s %s refused, naming %s: %s", cases[i].args[0],
+		   cases[i].args[1] ? cases[i].args[1] : "", cases[i].needle, err.msg);
+	}
+	snprintf(file, sizeof(file), "%s/afile", tmpdir);
+	fclose(fopen(file, "w"));
+	ok(parse(&cfg, &err, "--workspace", file, "true", NULL) < 0 && strstr(err.msg, "not a directory"),
+	   "a file as workspace refused: %s", err.msg);
+	ok(parse(&cfg, &err, "--workspace", "/", "true", NULL) < 0, "'/' as workspace refused: %s", err.msg);
+	ok(parse(&cfg, &err, "--workspace", "/usr/bin", "true", NULL) < 0, "/usr/bin as workspace refused: %s",
+	   err.msg);
+	ok(parse(&cfg, &err, "-w", tmpdir, "-v", "/tmp:/data", "-v", "/usr:/data", "true", NULL) < 0 &&
+		   strstr(err.msg, "'/data'"),
+	   "the same destination twice refused: %s", err.msg);
+}
+
+static void test_options(void)
+{
+	struct ab_config cfg;
+	struct ab_error err;
+
+	ok(parse(&cfg, &err, "-w", tmpdir, "--tmpfs", "/scratch:size=1m", "--tmpfs=/tmp:size=64k", "-v",
+		 "/usr/share:/opt/share:ro", "--network=host", "--name", "fix-login", "--require", "landlock,seccomp",
+		 "-t", "--user", "root", "sh", "-c", "echo", NULL) == 0,
+	   "many options parse: %s", err.msg);
+	ok(cfg.n_tmpfs == 2, "two tmpfs");
+	ok(cfg.tmpfs[1].size_bytes == 64 << 10 && strcmp(cfg.tmpfs[1].dest, "/tmp") == 0, "--tmpfs /tmp resized");
+	ok(cfg.n_binds == 1 && cfg.binds[0].read_only && strcmp(cfg.binds[0].dest, "/opt/share") == 0, "ro volume");
+	ok(cfg.network == AB_NETWORK_HOST, "--network=host");
+	is_str(cfg.hostname, "fix-login", "name is the host name");
+	ok(cfg.required_layers == (AB_LAYER_LANDLOCK | AB_LAYER_SECCOMP), "--require list");
+	ok(cfg.tty_mode == AB_TTY_ALWAYS, "-t");
+	ok(cfg.user_root && cfg.sandbox_uid == 0, "--user root");
+	ok(cfg.argv[0] && strcmp(cfg.argv[1], "-c") == 0, "command options are not ours");
+	ab_config_free(&cfg);
+}
+
+static void test_pure_helpers(void)
+{
+	uint64_t v;
+	char *p = NULL;
+
+	ok(ab_parse_size("512m", &v) == 0 && v == 512ULL << 20, "512m");
+	ok(ab_parse_size("1G", &v) == 0 && v == 1ULL << 30, "1G");
+	ok(ab_parse_size("10KiB", &v) == 0 && v == 10240, "10KiB");
+	ok(ab_parse_size("4096", &v) == 0 && v == 4096, "plain bytes");
+	ok(ab_parse_size("-1", &v) < 0, "negative refused");
+	ok(ab_parse_size("99999999999999999999", &v) < 0, "overflow refused");
+	ok(ab_parse_size("5x", &v) < 0, "bad suffix refused");
+	ok(ab_normalize_path("//a/./b//c/", &p) == 0 && strcmp(p, "/a/b/c") == 0, "path normalised");
+	free(p);
+	ok(ab_normalize_path("/a/../b", &p) < 0, ".. refused");
+	ok(ab_normalize_path("a/b", &p) < 0, "relative refused");
+	ok(ab_name_is_valid("fix-login_2.x"), "valid name");
+	ok(!ab_name_is_valid("-x") && !ab_name_is_valid("a/b") && !ab_name_is_valid(""), "invalid names");
+	ok(!ab_env_name_is_safe("GITHUB_TOKEN") && ab_env_name_is_safe("LC_CTYPE"), "safe list");
+}
+
+int main(void)
+{
+	if (!mkdtemp(tmpdir))
+		return 1;
+	test_defaults();
+	test_env();
+	test_bad_input();
+	test_options();
+	test_pure_helpers();
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	if (system(cmd) != 0)
+		return 1;
+	return tap_done();
+}
