@@ -69,6 +69,11 @@ run_integration() {
 	done
 }
 
+# A Debian root made by debootstrap, for the --rootfs tests (cached between runs).
+if [ -z "${AB_TEST_ROOTFS:-}" ]; then
+	AB_TEST_ROOTFS=$("$top/tests/helpers/debootstrap-rootfs.sh")
+fi
+
 if [ "$(id -u)" -eq 0 ]; then
 	tmp_root=$(mktemp -d /tmp/agentbox-root.XXXXXX)
 	run_integration root env AB="$stage/agentbox" PROBE="$stage/probe" TMPDIR="$tmp_root" \

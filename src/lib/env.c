@@ -17,10 +17,11 @@ static const char *const safe_names[] = {
 
 bool ab_env_name_is_valid(const char *name)
 {
-	if (!name || !*name || strlen(name) > 255)
+	/* What a shell can name: letters, digits and '_', not starting with a digit. */
+	if (!name || !*name || strlen(name) > 255 || (name[0] >= '0' && name[0] <= '9'))
 		return false;
 	for (const char *p = name; *p; p++)
-		if (*p == '=' || (unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+		if (!(*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
 			return false;
 	return true;
 }
@@ -104,7 +105,7 @@ static int add_one(struct ab_env *env, const char *name, size_t name_len, const 
 	if (!n)
 		return ab_error_set(err, ENOMEM, "cannot add variable");
 	if (!ab_env_name_is_valid(n))
-		return ab_error_set(err, 0, "invalid variable name '%s' in %s: use NAME or NAME=VALUE",
+		return ab_error_set(err, 0, "invalid variable name '%s' in %s: use letters, digits and '_', not starting with a digit, as NAME or NAME=VALUE",
 				    n, origin);
 	if (!value) {
 		value = ab_env_lookup(environ_in, n);

@@ -80,6 +80,27 @@ static void join(char *buf, const char *where, const char *key)
 	pathf(buf, "%s%s%s", where, *where ? "." : "", key);
 }
 
+/* A profile's string as it may appear in a one-line message: control bytes become '?',
+ * and a long string is cut. */
+struct shown {
+	char s[68];
+};
+
+static struct shown show(const char *in)
+{
+	struct shown out;
+	size_t n = 0;
+
+	for (; *in && n < 64; in++)
+		out.s[n++] = (unsigned char)*in < 0x20 || *in == 0x7f ? '?' : *in;
+	if (*in) {
+		memcpy(out.s + n, "...", 3);
+		n += 3;
+	}
+	out.s[n] = '\0';
+	return out;
+}
+
 /* json-c holds JSON null as a NULL object: absent and null both come back NULL, which
  * is also how Go's decoder (hence Docker) treats a null field. */
 static struct json_object *field(struct json_object *obj, const char *key)
@@ -203,7 +224,8 @@ static int min_kernel(struct profile *p, struct json_object *obj, const char *wh
 	if (!*s)
 		return 0; /* Docker reads "" as absent */
 	if (parse_kernel_version(s, &want) < 0)
-		return ab_error_set(p->err, 0, "%s: invalid kernel version '%s'", path, s);
+		return ab_error_set(p->err, 0, "%s: invalid kernel version '%s'", path,
+				    show(s).s);
 	if (!p->have_kernel) {
 		struct utsname u;
 		if (uname(&u) < 0 || parse_kernel_version(u.release, &p->kernel) < 0)
@@ -299,8 +321,8 @@ static int parse_action(struct profile *p, struct json_object *obj, const char *
 		return 0;
 	}
 	if (strcmp(s, "SCMP_ACT_NOTIFY") == 0)
-		return ab_error_set(p->err, 0, "%s: unsupported action '%s'", path, s);
-	return ab_error_set(p->err, 0, "%s: unknown action '%s'", path, s);
+		return ab_error_set(p->err, 0, "%s: unsupported action '%s'", path, show(s).s);
+	return ab_error_set(p->err, 0, "%s: unknown action '%s'", path, show(s).s);
 }
 
 static const struct {
@@ -358,7 +380,7 @@ static int parse_arg(struct profile *p, struct json_object *a, const char *where
 			return 0;
 		}
 	}
-	return ab_error_set(p->err, 0, "%s: unknown operator '%s'", path, op);
+	return ab_error_set(p->err, 0, "%s: unknown operator '%s'", path, show(op).s);
 }
 
 static int parse_args(struct profile *p, struct json_object *entry, const char *where,
@@ -402,7 +424,8 @@ static int add_name(struct profile *p, const struct rule_entry *rule, const char
 	if (r == -EACCES)
 		return 0; /* the rule's action is the default action: nothing to add */
 	if (r < 0)
-		return ab_error_set(p->err, -r, "%s: cannot add rule for '%s'", where, name);
+		return ab_error_set(p->err, -r, "%s: cannot add rule for '%s'", where,
+				    show(name).s);
 	p->n_added++;
 	return 0;
 }

@@ -14,7 +14,7 @@
 
 #define AB_SECCOMP_MAX_VALUES 8
 
-/* Hard caps on a Docker profile: bytes, JSON nesting, syscall names, syscall entries. */
+/* Hard caps on a Docker profile: bytes, JSON nesting, syscall names (and entries). */
 #define AB_SECCOMP_PROFILE_MAX (1024 * 1024)
 #define AB_SECCOMP_PROFILE_MAX_DEPTH 32
 #define AB_SECCOMP_PROFILE_MAX_NAMES 4096
@@ -37,7 +37,7 @@ struct ab_seccomp_rule {
 	uint64_t mask;     /* AB_CHECK_ANY_FLAG */
 	uint32_t values[AB_SECCOMP_MAX_VALUES]; /* AB_CHECK_VALUE_IN, AB_CHECK_VALUE_NOT_IN */
 	unsigned n_values;
-	const char *why;   /* one line: why refused, or why an allow-list needs it */
+	const char *why;   /* one line: why refused (allow-list rows share group comments) */
 };
 
 struct ab_seccomp_table {

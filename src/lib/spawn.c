@@ -87,12 +87,27 @@ static int wait_child(pid_t pid)
 	return 128 + WTERMSIG(status);
 }
 
+/* After the sandbox is gone, what it wrote last may still be on its way through the
+ * terminal layer: read until the master reports the hang-up, with a bound in case a
+ * leaked descriptor keeps the terminal open. */
+static void drain_master(int master)
+{
+	for (;;) {
+		struct pollfd p = { .fd = master, .events = POLLIN };
+		if (poll(&p, 1, 500) <= 0)
+			return;
+		int r = ab_tty_pump(master, STDOUT_FILENO);
+		if (r == -EPIPE)
+			return;
+	}
+}
+
 /* Follows the sandbox until its init exits: forwards signals, relays the terminal. */
-static int supervise(pid_t pid, int sync_fd, int sfd, int master, int *exit_code)
+static int supervise(pid_t pid, int sfd, int master, int *exit_code)
 {
 	struct ab_tty_state tty = { 0 };
-	bool stdin_open = master >= 0;
-	int status;
+	bool stdin_open = master >= 0, master_open = master >= 0;
+	int status = 0;
 
 	if (master >= 0) {
 		ab_tty_copy_winsize(STDIN_FILENO, master);
@@ -102,14 +117,17 @@ static int supervise(pid_t pid, int sync_fd, int sfd, int master, int *exit_code
 	for (;;) {
 		struct pollfd p[3] = {
 			{ .fd = sfd, .events = POLLIN },
-			{ .fd = master, .events = POLLIN },
+			{ .fd = master_open ? master : -1, .events = POLLIN },
 			{ .fd = stdin_open ? STDIN_FILENO : -1, .events = POLLIN },
 		};
 		if (poll(p, 3, -1) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-			while (ab_tty_pump(master, STDOUT_FILENO) == 0)
+			int r;
+			while ((r = ab_tty_pump(master, STDOUT_FILENO)) == 0)
 				;
+			if (r == -EPIPE)
+				master_open = false;
 		}
 		if (p[2].revents & (POLLIN | POLLHUP | POLLERR)) {
 			if (ab_tty_pump(STDIN_FILENO, master) == -EPIPE)
@@ -120,13 +138,8 @@ static int supervise(pid_t pid, int sync_fd, int sfd, int master, int *exit_code
 			if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
 				continue;
 			if (si.ssi_signo == SIGCHLD) {
-				pid_t w = waitpid(pid, &status, WNOHANG);
-				if (w == pid) {
-					if (master >= 0)
-						while (ab_tty_pump(master, STDOUT_FILENO) == 0)
-							;
+				if (waitpid(pid, &status, WNOHANG) == pid)
 					break;
-				}
 			} else if (si.ssi_signo == SIGWINCH && master >= 0) {
 				ab_tty_copy_winsize(STDIN_FILENO, master); /* the kernel tells the command */
 			} else {
@@ -134,8 +147,9 @@ static int supervise(pid_t pid, int sync_fd, int sfd, int master, int *exit_code
 			}
 		}
 	}
+	if (master_open)
+		drain_master(master);
 	ab_tty_restore(STDIN_FILENO, &tty);
-	(void)sync_fd;
 	*exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	return 0;
 }
@@ -225,7 +239,7 @@ int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *featur
 	}
 	err->code = 0;
 	err->msg[0] = '\0';
-	r = supervise(pid, parent_fd, sfd, master, exit_code);
+	r = supervise(pid, sfd, master, exit_code);
 out:
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return r;

@@ -25,6 +25,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stddef.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -40,6 +41,7 @@
 #include <sys/stat.h>
 #include <sys/swap.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -74,7 +76,8 @@ static int usage(void)
 {
 	fputs("usage: probe status | try NAME | read PATH | write PATH [BYTES] | ls PATH\n"
 	      "       | pids | ifaces | env [NAME...] | exit N | kill-self SIGNUM\n"
-	      "       | sleep SECONDS [TAG...] | connect IP PORT | listen IP PORT SECONDS | hostname\n"
+	      "       | sleep SECONDS [TAG...] | connect IP PORT | listen IP PORT SECONDS\n"
+	      "       | connect-unix PATH|@NAME | listen-unix PATH|@NAME SECONDS | hostname\n"
 	      "       | syscall-bench N | wait-signal [TIMEOUT] | spawn-zombies N | tty\n",
 	      stderr);
 	return 2;
@@ -127,17 +130,19 @@ static int cmd_status(void)
 
 /* Each try function returns 0 when the kernel allowed the call, else -errno. */
 
+/* A tmpfs on a fresh empty directory, unmounted at once when it was allowed. */
 static int try_mount(void)
 {
 	char dir[] = "/tmp/probe-mount-XXXXXX";
-	if (!mkdtemp(dir))
-		strcpy(dir, "/tmp"); /* a mount attempt is still meaningful */
+	if (!mkdtemp(dir)) {
+		printf("mount_setup=%s\n", errname(errno));
+		return -errno;
+	}
 	int r = mount("none", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k");
 	int e = errno;
 	if (r == 0)
 		umount2(dir, MNT_DETACH);
-	if (strcmp(dir, "/tmp") != 0)
-		rmdir(dir);
+	rmdir(dir);
 	return r == 0 ? 0 : -e;
 }
 
@@ -266,7 +271,9 @@ static int try_userfaultfd(void)
 	return 0;
 }
 
-/* A terminal to aim tty ioctls at: stdin when it is one, else a fresh pty of our own. */
+/* A terminal to aim tty ioctls at: stdin when it is one, else the slave of a fresh pty
+ * of our own (opened without O_NOCTTY: a session leader without a terminal gets it as
+ * its controlling terminal). */
 static int open_tty(const char **which)
 {
 	if (isatty(0)) {
@@ -288,7 +295,7 @@ static int open_tty(const char **which)
 		close(m);
 		return -1;
 	}
-	int s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	int s = open(name, O_RDWR | O_CLOEXEC);
 	int e = errno;
 	/* Closing the master would hang up the slave; keep it for the probe's lifetime. */
 	if (s < 0) {
@@ -298,22 +305,74 @@ static int open_tty(const char **which)
 	return s;
 }
 
-static int try_tiocsti(void)
+static bool tiocsti_high_bits; /* ask with bits above 32 set in the request number */
+
+static int tiocsti_on(int fd)
 {
-	const char *which;
-	int fd = open_tty(&which);
-	printf("tiocsti_on=%s\n", which);
-	if (fd < 0) {
-		printf("tiocsti_setup=%s\n", errname(errno));
-		return -errno;
-	}
 	char c = ' ';
-	int r = ioctl(fd, TIOCSTI, &c);
+	/* The kernel keeps only the low 32 bits of the request: a filter that compares all
+	 * 64 must not let 0x100005412 through as something other than TIOCSTI. */
+	unsigned long req = TIOCSTI | (tiocsti_high_bits ? 0x100000000UL : 0);
+	int r = (int)syscall(SYS_ioctl, fd, req, &c);
 	int e = errno;
 	if (r == 0)
 		tcflush(fd, TCIFLUSH); /* take back the injected byte */
-	close(fd);
 	return r == 0 ? 0 : -e;
+}
+
+/* TIOCSTI is refused by the kernel itself on a terminal that is not the caller's
+ * controlling terminal, so when stdin is no terminal a pty of our own must first become
+ * one: a child starts a session and takes the pty's slave as its controlling terminal.
+ * Only then does EPERM show the filter at work. The injected byte goes into that pty (or
+ * stdin's) and is flushed at once. */
+static int try_tiocsti(void)
+{
+	if (isatty(0)) {
+		printf("tiocsti_on=stdin\ntiocsti_ctty=%d\n", tcgetsid(0) == getsid(0) ? 1 : 0);
+		return tiocsti_on(0);
+	}
+	printf("tiocsti_on=ptmx\n");
+	fflush(stdout);
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int res[2] = { 0, 0 }; /* { setup errno, ioctl result } */
+		const char *which;
+		if (setsid() < 0) {
+			res[0] = errno;
+		} else {
+			int s = open_tty(&which);
+			if (s < 0 || ioctl(s, TIOCSCTTY, 0) < 0)
+				res[0] = errno;
+			else
+				res[1] = tiocsti_on(s);
+		}
+		if (write(pfd[1], res, sizeof(res)) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(pfd[1]);
+	int res[2] = { EIO, 0 };
+	if (read(pfd[0], res, sizeof(res)) != (ssize_t)sizeof(res))
+		res[0] = EIO;
+	close(pfd[0]);
+	waitpid(pid, NULL, 0);
+	if (res[0]) {
+		printf("tiocsti_setup=%s\n", errname(res[0]));
+		return -res[0];
+	}
+	printf("tiocsti_ctty=1\n");
+	return res[1];
+}
+
+static int try_tiocsti_high(void)
+{
+	tiocsti_high_bits = true;
+	return try_tiocsti();
 }
 
 static int try_tioclinux(void)
@@ -506,6 +565,7 @@ static const struct try_entry tries[] = {
 	{ "perf_event_open", try_perf_event_open },
 	{ "userfaultfd", try_userfaultfd },
 	{ "tiocsti", try_tiocsti },
+	{ "tiocsti-high", try_tiocsti_high },
 	{ "tioclinux", try_tioclinux },
 	{ "open_by_handle_at", try_open_by_handle_at },
 	{ "kexec_load", try_kexec_load },
@@ -867,21 +927,32 @@ static int make_addr(const char *ip, long port, struct sockaddr_storage *ss, soc
 	return -1;
 }
 
-static int cmd_connect(const char *ip, const char *port_arg)
+/* ADDR is a path, or @NAME for the abstract namespace. */
+static int make_unix_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
 {
-	long port;
-	struct sockaddr_storage ss;
-	socklen_t len;
-	int family;
-	if (!parse_long(port_arg, 1, 65535, &port) || (family = make_addr(ip, port, &ss, &len)) < 0)
-		return usage();
+	struct sockaddr_un *un = (struct sockaddr_un *)ss;
+	size_t n = strlen(addr);
+	memset(ss, 0, sizeof(*ss));
+	if (n == 0 || n >= sizeof(un->sun_path))
+		return -1;
+	un->sun_family = AF_UNIX;
+	memcpy(un->sun_path, addr, n);
+	if (addr[0] == '@')
+		un->sun_path[0] = '\0';
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (addr[0] == '@' ? 0 : 1));
+	return AF_UNIX;
+}
+
+/* Connects a stream socket, waiting at most a second; prints connect=OK or the errno. */
+static int do_connect(int family, const struct sockaddr_storage *ss, socklen_t len)
+{
 	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		printf("connect=%s\n", errname(errno));
 		return 0;
 	}
 	int err = 0;
-	if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+	if (connect(fd, (const struct sockaddr *)ss, len) < 0) {
 		err = errno;
 		if (err == EINPROGRESS) {
 			struct pollfd p = { .fd = fd, .events = POLLOUT };
@@ -902,28 +973,45 @@ static int cmd_connect(const char *ip, const char *port_arg)
 	return 0;
 }
 
-/* A host-side helper for network tests: listens on IP PORT (0 picks one), prints
- * `port=N`, and accepts and closes connections until SECONDS pass. */
-static int cmd_listen(const char *ip, const char *port_arg, const char *secs_arg)
+static int cmd_connect(const char *ip, const char *port_arg)
 {
-	long port, secs;
+	long port;
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int family;
-	if (!parse_long(port_arg, 0, 65535, &port) || !parse_long(secs_arg, 1, 3600, &secs) ||
-	    (family = make_addr(ip, port, &ss, &len)) < 0)
+	if (!parse_long(port_arg, 1, 65535, &port) || (family = make_addr(ip, port, &ss, &len)) < 0)
 		return usage();
+	return do_connect(family, &ss, len);
+}
+
+static int cmd_connect_unix(const char *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (make_unix_addr(addr, &ss, &len) < 0)
+		return usage();
+	return do_connect(AF_UNIX, &ss, len);
+}
+
+/* Host-side helpers for network tests: listen on an address, print `listen=OK` (and
+ * `port=N` for TCP, where port 0 picks one), then accept and close connections, printing
+ * `accepted=1` for each, until SECONDS pass. */
+static int do_listen(int family, struct sockaddr_storage *ss, socklen_t len, long secs)
+{
 	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int one = 1;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+	if (fd < 0 ||
+	    (family != AF_UNIX && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) ||
+	    bind(fd, (struct sockaddr *)ss, len) < 0 || listen(fd, 16) < 0 ||
+	    getsockname(fd, (struct sockaddr *)ss, &len) < 0) {
 		printf("listen=%s\n", errname(errno));
 		return 1;
 	}
-	port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-				       : ((struct sockaddr_in6 *)&ss)->sin6_port);
-	printf("listen=OK\nport=%ld\n", port);
+	printf("listen=OK\n");
+	if (family == AF_INET)
+		printf("port=%d\n", ntohs(((struct sockaddr_in *)ss)->sin_port));
+	else if (family == AF_INET6)
+		printf("port=%d\n", ntohs(((struct sockaddr_in6 *)ss)->sin6_port));
 	fflush(stdout);
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);
@@ -945,6 +1033,28 @@ static int cmd_listen(const char *ip, const char *port_arg, const char *secs_arg
 	}
 	close(fd);
 	return 0;
+}
+
+static int cmd_listen(const char *ip, const char *port_arg, const char *secs_arg)
+{
+	long port, secs;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int family;
+	if (!parse_long(port_arg, 0, 65535, &port) || !parse_long(secs_arg, 1, 3600, &secs) ||
+	    (family = make_addr(ip, port, &ss, &len)) < 0)
+		return usage();
+	return do_listen(family, &ss, len, secs);
+}
+
+static int cmd_listen_unix(const char *addr, const char *secs_arg)
+{
+	long secs;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (!parse_long(secs_arg, 1, 3600, &secs) || make_unix_addr(addr, &ss, &len) < 0)
+		return usage();
+	return do_listen(AF_UNIX, &ss, len, secs);
 }
 
 static int cmd_hostname(void)
@@ -1040,6 +1150,10 @@ int main(int argc, char **argv)
 		rc = cmd_connect(args[0], args[1]);
 	else if (strcmp(cmd, "listen") == 0 && nargs == 3)
 		rc = cmd_listen(args[0], args[1], args[2]);
+	else if (strcmp(cmd, "connect-unix") == 0 && nargs == 1)
+		rc = cmd_connect_unix(args[0]);
+	else if (strcmp(cmd, "listen-unix") == 0 && nargs == 2)
+		rc = cmd_listen_unix(args[0], args[1]);
 	else if (strcmp(cmd, "hostname") == 0 && nargs == 0)
 		rc = cmd_hostname();
 	else if (strcmp(cmd, "syscall-bench") == 0 && nargs == 1)

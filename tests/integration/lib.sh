@@ -311,12 +311,13 @@ wait_pid_timeout() {
 # their arguments. Reads /proc with shell builtins only, so that no helper process
 # carries WORD in its own command line.
 pids_with_arg() {
-	local word=$1 dir pid arg state
+	local word=$1 dir pid arg stat state
 	for dir in /proc/[0-9]*; do
 		pid=${dir#/proc/}
 		[ "$pid" = "$$" ] && continue
-		state=$(cut -d' ' -f3 "$dir/stat" 2>/dev/null) || continue
-		[ "$state" = Z ] && continue
+		IFS= read -r stat 2>/dev/null <"$dir/stat" || continue
+		state=${stat##*) } # after the command name, which may hold anything
+		[ "${state%% *}" = Z ] && continue
 		while IFS= read -r -d '' arg; do
 			if [ "$arg" = "$word" ]; then
 				echo "$pid"

@@ -25,6 +25,8 @@ refused "a missing -v source" "$T/missing-source" -v "$T/missing-source:/mnt/x"
 refused "a relative -v destination" "[^']*relative[^']*" -v "$T:relative/dest"
 echo "not a directory" >"$T/a-file"
 refused "a workspace that is a file" "$T/a-file" --workspace "$T/a-file"
+refused "the host's / as the workspace" "/" --workspace /
+refused "a system directory as the workspace" "/usr" --workspace /usr
 refused "a missing workspace" "$T/no-such-dir" --workspace "$T/no-such-dir"
 refused "a bad --workspace-mode" "sideways" --workspace-mode sideways
 printf '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [' >"$T/broken.json"
@@ -34,7 +36,7 @@ refused "a bad --tmpfs size" "[^']*banana[^']*" --tmpfs /scratch:size=banana
 refused "a bad --network mode" "[^']*nowhere[^']*" --network nowhere
 refused "an unknown --require layer" "[^']*warpdrive[^']*" --require warpdrive
 refused "a missing --env-file" "$T/no-such-env" --env-file "$T/no-such-env"
-refused "a bad -e name" "[^']*1BAD[^']*" -e '1BAD=x'
+refused "a bad -e name" "[^']*A B[^']*" -e 'A B=x'
 refused "a missing --rootfs" "$T/no-such-root" --rootfs "$T/no-such-root"
 
 ab run

@@ -29,8 +29,9 @@ fi
 # The caller's real home (and root's) shows nothing, except the path down to the
 # workspace when the workspace lives inside it.
 real_home=$(getent passwd "$(id -u)" | cut -d: -f6)
-for h in "$real_home" /root; do
-	[ -n "$h" ] || continue
+homes=(/root)
+[ -n "$real_home" ] && [ "$real_home" != /root ] && homes+=("$real_home")
+for h in "${homes[@]}"; do
 	box -- "$P" ls "$h"
 	allowed=
 	case "$WS/" in
@@ -97,6 +98,10 @@ for d in mem kmem port kmsg sda vda nvme0; do
 done
 box -- "$P" write /dev/null
 expect_line "/dev/null is writable" "write=OK"
+box -- cat /proc/self/mountinfo
+ok_if "/sys is mounted read-only" grep -qE '^[0-9]+ [0-9]+ [^ ]+ [^ ]+ /sys ro[, ]' <<<"$AB_OUT"
+ok_if "/proc/sys is mounted read-only" \
+	grep -qE '^[0-9]+ [0-9]+ [^ ]+ [^ ]+ /proc/sys ro[, ]' <<<"$AB_OUT"
 
 # ---- /tmp ----
 host_marker=$(mktemp /tmp/abtest-host-marker.XXXXXX)
@@ -115,6 +120,20 @@ if [ -f "$WS/out.txt" ] && [ "$(stat -c %u "$WS/out.txt")" = "$HOST_UID" ] &&
 else
 	fail "a file written in the workspace belongs to the caller" \
 		"$(stat -c '%u:%g %n' "$WS/out.txt" 2>&1)"
+fi
+if [ -f "$WS/out.txt" ] && [ "$(stat -c %g "$WS/out.txt")" = "$HOST_GID" ]; then
+	pass "a file written in the workspace has the caller's group (gid $HOST_GID)"
+else
+	fail "a file written in the workspace has the caller's group" \
+		"$(stat -c '%u:%g %n' "$WS/out.txt" 2>&1)"
+fi
+box --user root -- "$P" write "$WS/out-root.txt"
+expect_line "--user root writes the workspace" "write=OK"
+if [ -f "$WS/out-root.txt" ] && [ "$(stat -c %u "$WS/out-root.txt")" = "$HOST_UID" ]; then
+	pass "--user root's files belong to the caller on the host"
+else
+	fail "--user root's files belong to the caller on the host" \
+		"$(stat -c '%u:%g %n' "$WS/out-root.txt" 2>&1)"
 fi
 box -- "$P" ls "$WS"
 expect_line "the workspace shows its files" "entry=probe"
@@ -145,6 +164,22 @@ ok_if "-v HOST:DEST:ro left no file" test ! -e "$T/data/new"
 box -v "$T/data:/data" -- "$P" write /data/new-rw
 expect_line "-v HOST:DEST is writable" "write=OK"
 ok_if "-v HOST:DEST writes land on the host" test -f "$T/data/new-rw"
+
+# A symlink planted in the workspace (by an earlier run, say) must not steer a mount
+# point out of it: agentbox may refuse, but must create nothing where the link points.
+mkdir "$T/outside"
+ln -s "$T/outside" "$WS/planted-link"
+box -v "$T/data:$WS/planted-link/newdir" -- "$P" exit 0
+ok_if "-v through a workspace symlink creates nothing outside" \
+	test -z "$(ls -A "$T/outside")"
+box --tmpfs "$WS/planted-link/tdir" -- "$P" exit 0
+ok_if "--tmpfs through a workspace symlink creates nothing outside" \
+	test -z "$(ls -A "$T/outside")"
+ln -s "$T/outside/newfile" "$WS/planted-file-link"
+box -v "$T/data/file:$WS/planted-file-link" -- "$P" exit 0
+ok_if "-v onto a dangling workspace symlink creates nothing outside" \
+	test -z "$(ls -A "$T/outside")"
+rm -f "$WS/planted-link" "$WS/planted-file-link"
 
 # ---- sized tmpfs ----
 box --tmpfs /scratch:size=1m -- "$P" write /scratch/small 100000

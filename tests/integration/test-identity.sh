@@ -58,6 +58,33 @@ else
 	pass "the test shell's pid is not visible"
 fi
 
+# The init holds the caller's whole environment: the command must not read it, nor
+# take control of the init.
+export FOO_TOKEN=s3cret-token
+box -- "$P" read /proc/1/environ
+if ! out_has "read=OK" || out_has "bytes=0"; then
+	pass "the init's environment is not readable"
+else
+	fail "the init's environment is not readable" "$(last_run)"
+fi
+box -- "$P" try ptrace-attach-1
+expect_value_not_in "the command cannot ptrace the init" ptrace-attach-1 OK
+
+# ---- System V IPC ----
+if command -v ipcmk >/dev/null && shmid=$(ipcmk -M 4096 2>/dev/null | grep -o '[0-9]*$') &&
+	[ -n "$shmid" ]; then
+	box -- cat /proc/sysvipc/shm
+	ipcrm -m "$shmid"
+	# A header line, and no segment.
+	if [ "$AB_RC" = 0 ] && [ "$(grep -c . <<<"$AB_OUT")" = 1 ]; then
+		pass "the host's System V shared memory is not visible"
+	else
+		fail "the host's System V shared memory is not visible" "$(last_run)"
+	fi
+else
+	skip "the host's System V shared memory is not visible" "ipcmk (util-linux) failed"
+fi
+
 # ---- environment ----
 export FOO_TOKEN=s3cret-token AWS_SECRET_KEY=s3cret-aws LANG=C.UTF-8 TERM=xterm-test
 box -- "$P" env FOO_TOKEN AWS_SECRET_KEY HOME LANG TERM PATH USER
@@ -72,6 +99,18 @@ if [ -n "$home_in" ] && [ "$home_in" != "$HOME" ] && [ "$home_in" != /root ]; th
 else
 	fail "HOME is the sandbox's home, not the caller's" "caller HOME=$HOME" "$(last_run)"
 fi
+
+# More of the safe list, and what must never pass: loader variables, agent sockets,
+# tokens.
+LC_ALL=C.UTF-8 TZ=UTC COLORTERM=truecolor LD_PRELOAD=libc.so.6 LD_LIBRARY_PATH=/nonexistent \
+	SSH_AUTH_SOCK=$T/agent.sock GITHUB_TOKEN=ghp_fake \
+	box -- "$P" env LC_ALL TZ COLORTERM LD_PRELOAD LD_LIBRARY_PATH SSH_AUTH_SOCK GITHUB_TOKEN
+for v in LC_ALL=C.UTF-8 TZ=UTC COLORTERM=truecolor; do
+	expect_line "${v%%=*} is on the safe list" "$v"
+done
+for v in LD_PRELOAD LD_LIBRARY_PATH SSH_AUTH_SOCK GITHUB_TOKEN; do
+	expect_line "$v is not passed" "unset=$v"
+done
 
 box -e FOO_TOKEN -e BAR=baz -e 'WITH_EQ=a=b' -- "$P" env FOO_TOKEN BAR WITH_EQ AWS_SECRET_KEY
 expect_line "-e NAME passes the caller's value" "FOO_TOKEN=s3cret-token"

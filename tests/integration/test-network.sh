@@ -6,8 +6,8 @@ ab_setup
 
 # A listener on the host's loopback, for the whole test.
 "$PROBE" listen 127.0.0.1 0 60 >"$T/listener.out" 2>&1 &
-listener=$!
-AB_BG_PIDS+=("$listener")
+AB_BG_PIDS+=("$!")
+disown "$!" # no job notice when the cleanup kills it
 if ! wait_for_line "$T/listener.out" '^port=' 5; then
 	echo "Bail out! the host listener did not start: $(cat "$T/listener.out")"
 	exit 1
@@ -35,7 +35,15 @@ box -- "$P" connect 1.1.1.1 53
 expect_value_not_in "the outside world is unreachable" connect OK
 
 # Loopback inside works: a listener and a client, both in the sandbox.
-box -- sh -c "\"$P\" listen 127.0.0.1 45123 3 & sleep 0.3; \"$P\" connect 127.0.0.1 45123"
+box -- sh -c '"$1" listen 127.0.0.1 45123 5 >/dev/null &
+	i=0
+	while [ $i -lt 40 ]; do
+		r=$("$1" connect 127.0.0.1 45123)
+		[ "$r" = connect=OK ] && break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "$r"' sh "$P"
 expect_line "the sandbox's own loopback works" "connect=OK"
 
 # ---- --network host ----
@@ -50,5 +58,28 @@ else
 fi
 box --network host -- "$P" connect 127.0.0.1 "$port"
 expect_line "--network host reaches the host's loopback" "connect=OK"
+
+# ---- abstract unix sockets (a display server, a session bus) ----
+# They belong to the network namespace: --network host would share them, unless
+# Landlock scopes them to the sandbox.
+abstract=@agentbox-test-$$-$RANDOM
+"$PROBE" listen-unix "$abstract" 60 >"$T/unix-listener.out" 2>&1 &
+AB_BG_PIDS+=("$!")
+disown "$!"
+if wait_for_line "$T/unix-listener.out" '^listen=OK' 5; then
+	host_connect=$("$PROBE" connect-unix "$abstract")
+	if [ "$host_connect" = connect=OK ]; then
+		pass "the host reaches its abstract socket"
+	else
+		fail "the host reaches its abstract socket" "$host_connect"
+	fi
+	box -- "$P" connect-unix "$abstract"
+	expect_value_not_in "the host's abstract socket is unreachable" connect OK
+	box --network host -- "$P" connect-unix "$abstract"
+	expect_value_not_in "--network host: the host's abstract socket is still unreachable" \
+		connect OK
+else
+	fail "the host listens on an abstract socket" "$(cat "$T/unix-listener.out")"
+fi
 
 done_testing

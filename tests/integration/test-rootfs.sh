@@ -19,9 +19,9 @@ else
 	echo "root:x:0:0:root:/root:/bin/sh" >"$R/etc/passwd"
 	# busybox-static is what makes a shell without libraries; root may install it.
 	if ! [ -x /bin/busybox ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-		timeout 300 apt-get install -y -qq busybox-static >/dev/null 2>&1 ||
+		timeout 120 apt-get install -y -qq busybox-static >/dev/null 2>&1 ||
 			{ timeout 120 apt-get update -qq >/dev/null 2>&1 &&
-				timeout 300 apt-get install -y -qq busybox-static >/dev/null 2>&1; }
+				timeout 120 apt-get install -y -qq busybox-static >/dev/null 2>&1; }
 	fi
 	# ldd fails on a static binary, which is the one that needs nothing from the tree.
 	if [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; then
@@ -32,6 +32,8 @@ else
 		busybox=$R/bin/busybox
 	fi
 fi
+
+rootfs_before=$(tree_digest "$R")
 
 # The probe from the workspace runs on the new root.
 box --rootfs "$R" -- "$P" status
@@ -79,6 +81,19 @@ ok_if "--rootfs: the workspace write lands on the host" test -f "$WS/from-rootfs
 box --rootfs "$R" -- "$P" write /etc/agentbox-rootfs-write
 expect_value_not_in "--rootfs: the rootfs is read-only" write OK
 ok_if "--rootfs: nothing was written into the tree" test ! -e "$R/etc/agentbox-rootfs-write"
+
+ok_if "--rootfs: the tree is unchanged after the runs" test "$(tree_digest "$R")" = "$rootfs_before"
+
+# A rootfs whose /tmp and /home are symlinks out of it: the mounts agentbox makes there
+# must stay in the sandbox, creating nothing where the links point.
+R2=$T/rootfs-links
+mkdir -p "$R2/bin" "$T/rootfs-outside"
+cp "$P" "$R2/bin/probe"
+ln -s "$T/rootfs-outside" "$R2/tmp"
+ln -s "$T/rootfs-outside" "$R2/home"
+box --rootfs "$R2" -- "$P" exit 0
+ok_if "--rootfs with outward symlinks creates nothing outside" \
+	test -z "$(ls -A "$T/rootfs-outside")"
 
 if [ -n "${AB_TEST_ROOTFS:-}" ] || [ -n "$busybox" ]; then
 	box --rootfs "$R" -- /bin/sh -c 'ls / && echo SHELL_RAN'
