@@ -134,9 +134,11 @@ static int mask_path(const char *rel, bool dir, struct ab_error *err)
 		return 0; /* absent here, or a link that leads to something masked itself */
 	if (dir != S_ISDIR(st.st_mode))
 		dir = S_ISDIR(st.st_mode);
+	/* The scratch root is read-only, nosuid, nodev and noexec by now, and a bind mount is
+	 * born with its source's flags: one system call per mask. */
 	if (mount(dir ? EMPTY_DIR : EMPTY_FILE, dst, NULL, MS_BIND, NULL) < 0)
 		return ab_error_set(err, errno, "cannot hide '/%s'", rel);
-	return ab_mount_setattr(dst, AB_ATTR_SYSTEM | MOUNT_ATTR_NOEXEC, false, err);
+	return 0;
 }
 
 static int mask_glob(const char *rel, struct ab_error *err)
@@ -167,20 +169,12 @@ static int write_scratch_file(const char *path, const char *text, struct ab_erro
 	return 0;
 }
 
-/* The host's credential files are hidden, and the user database is replaced by one that
- * names only root, the sandbox user and nobody: the host's accounts are nobody's business. */
-static int build_etc(const struct ab_config *cfg, struct ab_error *err)
+/* The user database inside names only root, the sandbox user and nobody: the host's
+ * accounts are nobody's business. Written to the scratch root before it turns read-only. */
+static int write_user_database(const struct ab_config *cfg, struct ab_error *err)
 {
 	char passwd[1024], group[512];
-	struct stat st;
 	int r;
-
-	for (size_t i = 0; i < ab_n_masked_etc_files; i++)
-		if ((r = mask_glob(ab_masked_etc_files[i], err)) < 0)
-			return r;
-	for (size_t i = 0; i < ab_n_masked_etc_dirs; i++)
-		if ((r = mask_path(ab_masked_etc_dirs[i], true, err)) < 0)
-			return r;
 
 	if (cfg->sandbox_uid != 0)
 		snprintf(passwd, sizeof(passwd),
@@ -198,13 +192,30 @@ static int build_etc(const struct ab_config *cfg, struct ab_error *err)
 	if ((r = write_scratch_file("/passwd", passwd, err)) < 0 ||
 	    (r = write_scratch_file("/group", group, err)) < 0)
 		return r;
-	if (lstat(NEW "/etc/passwd", &st) == 0 && S_ISREG(st.st_mode)) {
-		if ((r = ab_mount_bind("/passwd", NEW "/etc/passwd", AB_ATTR_SYSTEM, err)) < 0)
+	return 0;
+}
+
+/* /etc's credential files hidden, its user database replaced. */
+static int build_etc(struct ab_error *err)
+{
+	static const char *const replaced[] = { "passwd", "group" };
+	char src[32], dst[PATH_MAX];
+	struct stat st;
+	int r;
+
+	for (size_t i = 0; i < ab_n_masked_etc_files; i++)
+		if ((r = mask_glob(ab_masked_etc_files[i], err)) < 0)
 			return r;
-	}
-	if (lstat(NEW "/etc/group", &st) == 0 && S_ISREG(st.st_mode)) {
-		if ((r = ab_mount_bind("/group", NEW "/etc/group", AB_ATTR_SYSTEM, err)) < 0)
+	for (size_t i = 0; i < ab_n_masked_etc_dirs; i++)
+		if ((r = mask_path(ab_masked_etc_dirs[i], true, err)) < 0)
 			return r;
+	for (size_t i = 0; i < AB_ELEMENTSOF(replaced); i++) {
+		snprintf(src, sizeof(src), "/%s", replaced[i]);
+		snprintf(dst, sizeof(dst), NEW "/etc/%s", replaced[i]);
+		if (lstat(dst, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+			return ab_error_set(err, errno, "cannot replace '/etc/%s'", replaced[i]);
 	}
 	return 0;
 }
@@ -265,7 +276,8 @@ static int build_dev(struct ab_error *err)
 		if ((r = ab_mkpath_beneath(NEW, dst, true, err)) < 0)
 			return r;
 		snprintf(dst, sizeof(dst), NEW "/dev/%s", ab_device_nodes[i]);
-		if ((r = ab_mount_bind(src, dst, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, err)) < 0)
+		/* Born with the host's /dev flags; a device node is neither run nor set-uid. */
+		if ((r = ab_mount_bind(src, dst, 0, err)) < 0)
 			return r;
 	}
 	for (size_t i = 0; i < AB_ELEMENTSOF(links); i++) {
@@ -347,14 +359,16 @@ int ab_rootfs_build(const struct ab_config *cfg, struct ab_error *err)
 		return ab_error_set(err, errno, "cannot pivot into the scratch root");
 	if (chdir("/") < 0)
 		return ab_error_set(err, errno, "cannot enter the scratch root");
-	if ((r = write_scratch_file(EMPTY_FILE, "", err)) < 0)
+	if ((r = write_scratch_file(EMPTY_FILE, "", err)) < 0 || (r = write_user_database(cfg, err)) < 0)
 		return r;
 	chmod(EMPTY_FILE, 0444);
+	if ((r = ab_mount_setattr("/", AB_ATTR_SYSTEM | MOUNT_ATTR_NOEXEC, false, err)) < 0)
+		return r;
 	/* 3. The new root: a small tmpfs, read-only once populated. */
 	if ((r = ab_mount_tmpfs(NEW, 1ULL << 20, 0755, MS_NOSUID | MS_NODEV, err)) < 0)
 		return r;
 	/* 4. System tools read-only, then /etc's secrets hidden. */
-	if ((r = share_system(cfg, err)) < 0 || (r = build_etc(cfg, err)) < 0)
+	if ((r = share_system(cfg, err)) < 0 || (r = build_etc(err)) < 0)
 		return r;
 	/* 5. Kernel interfaces, devices, then the user's own mounts (tmp, home, workspace, -v). */
 	if ((r = build_proc_sys(cfg, err)) < 0 || (r = build_dev(err)) < 0 ||
