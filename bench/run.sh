@@ -21,7 +21,7 @@ environment:
   BENCH_WARMUP          untimed start-ups per command first (default 10; --quick 2)
   BENCH_SYSCALL_RUNS    syscall-bench runs per sandbox (default 10; --quick 3)
   BENCH_SYSCALL_CALLS   getppid calls per syscall-bench run (default 2000000; --quick 200000)
-  BENCH_PEERS           peers to try (default "bwrap crun firejail runsc")
+  BENCH_PEERS           peers to try (default "bwrap crun firejail runsc"; empty: none)
   BENCH_TIMEOUT         seconds before one run is killed (default 60)
   BENCH_TMPDIR          where the temporary workspace goes (default $TMPDIR or /tmp)
 EOF
@@ -62,7 +62,7 @@ WARMUP=${BENCH_WARMUP:-$d_warm}
 SC_RUNS=${BENCH_SYSCALL_RUNS:-$d_scruns}
 SC_CALLS=${BENCH_SYSCALL_CALLS:-$d_calls}
 TIMEOUT=${BENCH_TIMEOUT:-60}
-PEERS=${BENCH_PEERS:-bwrap crun firejail runsc}
+PEERS=${BENCH_PEERS-bwrap crun firejail runsc}
 for v in RUNS:1 WARMUP:0 SC_RUNS:1 SC_CALLS:1 TIMEOUT:1; do
 	name=${v%%:*} min=${v##*:}
 	val=${!name}

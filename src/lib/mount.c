@@ -89,6 +89,9 @@ int ab_mkpath_beneath(const char *root, const char *rel, bool as_file, struct ab
 	char comp[256];
 	const char *p = rel;
 
+	while (*rel == '/') /* messages show the path as "/rel", with one slash */
+		rel++;
+	p = rel;
 	if (dirfd < 0)
 		return ab_error_set(err, errno, "cannot open '%s'", root);
 	while (*p) {

@@ -35,6 +35,9 @@ refused "a missing seccomp file" "$T/no-such-profile.json" --seccomp "$T/no-such
 refused "a bad --tmpfs size" "[^']*banana[^']*" --tmpfs /scratch:size=banana
 refused "a bad --network mode" "[^']*nowhere[^']*" --network nowhere
 refused "an unknown --require layer" "[^']*warpdrive[^']*" --require warpdrive
+# A required layer that this run would lack is an error, never a silent downgrade.
+refused "--require seccomp with --seccomp unconfined" "seccomp" --seccomp unconfined --require seccomp
+refused "--require netns with --network host" "netns" --network host --require netns
 refused "a missing --env-file" "$T/no-such-env" --env-file "$T/no-such-env"
 refused "a bad -e name" "[^']*A B[^']*" -e 'A B=x'
 refused "a missing --rootfs" "$T/no-such-root" --rootfs "$T/no-such-root"

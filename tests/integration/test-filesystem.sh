@@ -47,8 +47,20 @@ for h in "${homes[@]}"; do
 		fail "the host home '$h' is not visible" "$(last_run)"
 	fi
 done
+# As root, plant a key in root's real home when none is there (and take it away after),
+# so that the check below always has something to find.
+planted_root_key=
+if [ "$(id -u)" -eq 0 ] && [ ! -e /root/.ssh/id_rsa ]; then
+	[ -d /root/.ssh ] || { mkdir -m 700 /root/.ssh && planted_root_dir=1; }
+	echo "PLANTED-ROOT-SECRET" >/root/.ssh/id_rsa && chmod 600 /root/.ssh/id_rsa && planted_root_key=1
+fi
 box -- "$P" read /root/.ssh/id_rsa
 expect_value_not_in "/root/.ssh/id_rsa is not readable" read OK
+expect_no_line "the planted root key's text is nowhere in the output" "PLANTED-ROOT-SECRET"
+if [ -n "$planted_root_key" ]; then
+	rm -f /root/.ssh/id_rsa
+	[ -n "${planted_root_dir:-}" ] && rmdir /root/.ssh
+fi
 
 # ---- masked host files ----
 for f in /etc/shadow /etc/gshadow /etc/sudoers /etc/ssh/ssh_host_*key; do
