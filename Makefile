@@ -38,7 +38,24 @@ $(B)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
-$(B)/libagentbox.a: $(LIB_OBJ)
+# The seccomp tables are compiled to BPF at build time by a generator linked against the
+# library without that output; the library proper then carries the ready programs.
+$(B)/libagentbox-core.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/gen-seccomp-builtin: src/tools/gen-seccomp-builtin.c src/tools/no-builtins.c $(B)/libagentbox-core.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< src/tools/no-builtins.c $(B)/libagentbox-core.a $(LDFLAGS_ALL) $(LIBS)
+
+$(B)/gen/seccomp-builtin.c: $(B)/gen-seccomp-builtin
+	@mkdir -p $(dir $@)
+	$< > $@.tmp && mv $@.tmp $@
+
+$(B)/obj/gen/seccomp-builtin.o: $(B)/gen/seccomp-builtin.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(B)/libagentbox.a: $(LIB_OBJ) $(B)/obj/gen/seccomp-builtin.o
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 

@@ -24,6 +24,7 @@ environment:
   BENCH_PEERS           peers to try (default "bwrap crun firejail runsc"; empty: none)
   BENCH_TIMEOUT         seconds before one run is killed (default 60)
   BENCH_TMPDIR          where the temporary workspace goes (default $TMPDIR or /tmp)
+  BENCH_RAW             a file to keep every timed start-up in ("label wall_us cpu_us")
 EOF
 }
 
@@ -63,14 +64,15 @@ SC_RUNS=${BENCH_SYSCALL_RUNS:-$d_scruns}
 SC_CALLS=${BENCH_SYSCALL_CALLS:-$d_calls}
 TIMEOUT=${BENCH_TIMEOUT:-60}
 PEERS=${BENCH_PEERS-bwrap crun firejail runsc}
-for v in RUNS:1 WARMUP:0 SC_RUNS:1 SC_CALLS:1 TIMEOUT:1; do
-	name=${v%%:*} min=${v##*:}
+for v in RUNS:BENCH_RUNS:1 WARMUP:BENCH_WARMUP:0 SC_RUNS:BENCH_SYSCALL_RUNS:1 \
+	SC_CALLS:BENCH_SYSCALL_CALLS:1 TIMEOUT:BENCH_TIMEOUT:1; do
+	IFS=: read -r name env min <<<"$v"
 	val=${!name}
 	case $val in
-	'' | *[!0-9]*) echo "$prog: $name must be a whole number, not '$val'" >&2; exit 2 ;;
+	'' | *[!0-9]*) echo "$prog: $env must be a whole number, not '$val'" >&2; exit 2 ;;
 	esac
-	if [ "$val" -lt "$min" ]; then
-		echo "$prog: $name must be at least $min" >&2; exit 2
+	if [ ${#val} -gt 9 ] || [ "$val" -lt "$min" ]; then
+		echo "$prog: $env must be between $min and 999999999" >&2; exit 2
 	fi
 done
 
@@ -333,7 +335,9 @@ fi
 
 echo "== start-up: wall time of one sandboxed /bin/true, fork to reap (ms) =="
 # in the background, so that a signal to this script stops the timer at once
-"$TIMEIT" -r "$RUNS" -w "$WARMUP" -t "$TIMEOUT" -e "$T/err/startup" "${SPECS[@]}" \
+RAW=()
+[ -n "${BENCH_RAW:-}" ] && RAW=(-d "$BENCH_RAW")
+"$TIMEIT" -r "$RUNS" -w "$WARMUP" -t "$TIMEOUT" -e "$T/err/startup" "${RAW[@]+"${RAW[@]}"}" "${SPECS[@]}" \
 	>"$T/startup.txt" 2>>"$T/err/startup" </dev/null &
 TIMEIT_PID=$!
 wait "$TIMEIT_PID"
@@ -416,7 +420,7 @@ else
 		for ((k = 0; k < n; k++)); do
 			i=$(((r + k) % n))
 			name=${SC_NAMES[$i]}
-			out=$(eval "timeout $TIMEOUT ${SC_CMDS[$i]}" </dev/null 2>"$T/err/sc-last")
+			out=$(eval "timeout --foreground $TIMEOUT ${SC_CMDS[$i]}" </dev/null 2>"$T/err/sc-last")
 			val=$(printf '%s\n' "$out" | sed -n 's/^ns_per_call=//p' | head -n1)
 			if [ -n "$val" ]; then
 				echo "$val" >>"$T/sc-$i"

@@ -1,6 +1,6 @@
 /* timeit: wall-clock timer for short commands, used by bench/run.sh.
  *
- *   timeit [-r RUNS] [-w WARMUP] [-t SECONDS] [-e FILE] [-k] SPEC [:: SPEC]...
+ *   timeit [-r RUNS] [-w WARMUP] [-t SECONDS] [-e FILE] [-k] [-d FILE] SPEC [:: SPEC]...
  *   SPEC := [@LABEL] [+ns=PATH]... [+cwd=DIR] COMMAND [ARG]...
  *
  * Every command runs WARMUP untimed times, then RUNS timed times. With several SPECs the
@@ -18,6 +18,7 @@
  * Output, one line per SPEC after a '#' header, times in microseconds:
  *   label runs failed median p10 p90 min max cpu_median
  * cpu_median is user+system CPU of the command and of the descendants it reaped.
+ * -d FILE also writes every timed run as "label wall_us cpu_us", in the order they ran.
  * Failed runs (non-zero exit, signal, timeout) are left out of the figures; the first
  * failure of each SPEC is described on stderr. Exit status: 0 when no run failed, 1 when
  * one did, 2 on a usage or system error, 130 when interrupted. */
@@ -72,13 +73,14 @@ static void die(const char *fmt, ...)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: %s [-r RUNS] [-w WARMUP] [-t SECONDS] [-e FILE] [-k] SPEC [:: SPEC]...\n"
+		"usage: %s [-r RUNS] [-w WARMUP] [-t SECONDS] [-e FILE] [-k] [-d FILE] SPEC [:: SPEC]...\n"
 		"  SPEC := [@LABEL] [+ns=PATH]... [+cwd=DIR] COMMAND [ARG]...\n"
 		"  -r RUNS     timed runs per command (default 20)\n"
 		"  -w WARMUP   untimed runs per command first (default 2)\n"
 		"  -t SECONDS  kill a run that takes longer (default 60)\n"
 		"  -e FILE     append the commands' stderr to FILE instead of /dev/null\n"
 		"  -k          keep the commands' stderr on timeit's stderr\n"
+		"  -d FILE     write every timed run to FILE as: label wall_us cpu_us\n"
 		"  \"{i}\" in an argument is replaced by the run's sequence number.\n",
 		prog);
 	exit(2);
@@ -195,7 +197,10 @@ static void child(struct spec *s, char **argv, const struct runcfg *rc)
 		dup2(rc->errfd, 2);
 	else if (rc->errfd == -1)
 		dup2(rc->devnull, 2);
+	/* A shell starts background jobs with SIGINT and SIGQUIT ignored; do not pass that on. */
 	signal(SIGPIPE, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGQUIT, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &rc->origmask, NULL);
 	execvp(argv[0], argv);
 	int e = errno;
@@ -277,6 +282,7 @@ int main(int argc, char **argv)
 	long runs = 20, warmup = 2;
 	double timeout_s = 60;
 	const char *errfile = NULL;
+	const char *dumpfile = NULL;
 	bool keep_err = false;
 	int opt;
 
@@ -285,7 +291,7 @@ int main(int argc, char **argv)
 	if (slash)
 		prog = slash + 1;
 
-	while ((opt = getopt(argc, argv, "+r:w:t:e:kh")) != -1) {
+	while ((opt = getopt(argc, argv, "+r:w:t:e:kd:h")) != -1) {
 		switch (opt) {
 		case 'r':
 			runs = parse_count(optarg, "run count", 1);
@@ -301,6 +307,9 @@ int main(int argc, char **argv)
 			break;
 		case 'k':
 			keep_err = true;
+			break;
+		case 'd':
+			dumpfile = optarg;
 			break;
 		default:
 			usage();
@@ -371,6 +380,12 @@ int main(int argc, char **argv)
 			die("open %s: %s", errfile, strerror(errno));
 	}
 	rc.cwd = getcwd(NULL, 0);
+	FILE *dump = NULL;
+	if (dumpfile) {
+		dump = fopen(dumpfile, "we");
+		if (!dump)
+			die("open %s: %s", dumpfile, strerror(errno));
+	}
 
 	sigemptyset(&rc.waitset);
 	sigaddset(&rc.waitset, SIGCHLD);
@@ -403,6 +418,8 @@ int main(int argc, char **argv)
 				s->wall_us[s->n_ok] = wall;
 				s->cpu_us[s->n_ok] = cpu;
 				s->n_ok++;
+				if (dump)
+					fprintf(dump, "%s %.1f %.1f\n", s->label, wall, cpu);
 			}
 		}
 	}
@@ -429,6 +446,8 @@ int main(int argc, char **argv)
 		       percentile(s->cpu_us, s->n_ok, 0.5));
 	}
 	fflush(stdout);
+	if (dump && fclose(dump) != 0)
+		die("write %s: %s", dumpfile, strerror(errno));
 
 	for (int k = 0; k < n_specs; k++) {
 		for (int i = 0; i < specs[k].n_ns; i++)

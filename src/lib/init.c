@@ -15,6 +15,7 @@
 #include "../shared/error.h"
 #include "sync.h"
 
+
 const int ab_forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT };
 const int ab_n_forwarded_signals = (int)(sizeof(ab_forwarded_signals) / sizeof(ab_forwarded_signals[0]));
 
@@ -76,7 +77,9 @@ __attribute__((noreturn)) void ab_init_run(const struct ab_config *cfg, int sync
 		_exit(AB_EXIT_INTERNAL);
 	}
 
-	command = fork();
+	/* vfork: the command only runs a few system calls before execve, and copying this
+	 * process's page tables would cost more than the rest of the start together. */
+	command = vfork();
 	if (command < 0) {
 		ab_sync_send(sync_fd, AB_SYNC_ERROR, errno, "cannot start the command", -1);
 		_exit(AB_EXIT_INTERNAL);

@@ -76,6 +76,15 @@ int ab_seccomp_ctx_new(uint32_t default_action, scmp_filter_ctx *out);
 int ab_seccomp_ctx_export(scmp_filter_ctx ctx, struct ab_seccomp_program *out);
 
 /* Compiles a table into one program. Returns 0, or < 0 with err naming the rule. */
+/* A table compiled at build time (see tools/gen-seccomp-builtin.c). */
+struct ab_seccomp_builtin {
+	const char *table_name;
+	unsigned short len;
+	const struct sock_filter *insns;
+};
+/* The build-time program of table, or NULL when this binary has none. */
+const struct ab_seccomp_builtin *ab_seccomp_builtin_for(const struct ab_seccomp_table *table);
+
 int ab_seccomp_compile_table(const struct ab_seccomp_table *table, struct ab_seccomp_program *out,
 			     struct ab_error *err);
 

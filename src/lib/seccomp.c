@@ -23,6 +23,44 @@
 #include "../shared/cleanup.h"
 #include "seccomp-policy.h"
 
+/* The tables compiled at build time by src/tools/gen-seccomp-builtin.c (libseccomp takes
+ * milliseconds per compile; a sandbox should start in a few). The generator itself links
+ * an empty list (src/tools/no-builtins.c) and compiles at run time. The unit tests check
+ * that both ways give the same program. */
+extern const struct ab_seccomp_builtin ab_seccomp_builtins[];
+extern const size_t ab_n_seccomp_builtins;
+
+static const struct ab_seccomp_builtin *find_builtin(const struct ab_seccomp_table *table)
+{
+	for (size_t i = 0; i < ab_n_seccomp_builtins; i++)
+		if (strcmp(ab_seccomp_builtins[i].table_name, table->name) == 0)
+			return &ab_seccomp_builtins[i];
+	return NULL;
+}
+
+const struct ab_seccomp_builtin *ab_seccomp_builtin_for(const struct ab_seccomp_table *table)
+{
+	return find_builtin(table);
+}
+
+/* The program of a table: the build-time one when this binary has it. */
+static int load_table(const struct ab_seccomp_table *table, struct ab_seccomp_program *out,
+		      struct ab_error *err)
+{
+	const struct ab_seccomp_builtin *built = find_builtin(table);
+	size_t bytes;
+
+	if (!built)
+		return ab_seccomp_compile_table(table, out, err);
+	bytes = built->len * sizeof(struct sock_filter);
+	out->insns = malloc(bytes);
+	if (!out->insns)
+		return ab_error_set(err, ENOMEM, "cannot load the '%s' seccomp program", table->name);
+	memcpy(out->insns, built->insns, bytes);
+	out->len = built->len;
+	return 0;
+}
+
 /* At most 32 entries per value: one per bit where a value's prefix can be left. */
 #define AB_SECCOMP_MAX_COVER (32 * AB_SECCOMP_MAX_VALUES + 1)
 
@@ -315,7 +353,7 @@ static int prepare_profile(const char *path, struct ab_seccomp_set *out, struct 
 	r = ab_seccomp_parse_docker_profile(json, len, out, err);
 	if (r < 0)
 		return ab_error_wrap(err, "seccomp profile '%s'", path);
-	r = ab_seccomp_compile_table(&ab_seccomp_tty_guard_table, &guard, err);
+	r = load_table(&ab_seccomp_tty_guard_table, &guard, err);
 	if (r < 0) {
 		ab_seccomp_set_free(out);
 		return r;
@@ -354,7 +392,7 @@ int ab_seccomp_prepare(enum ab_seccomp_mode mode, const char *profile_path,
 	}
 	if (!table)
 		return ab_error_set(err, EINVAL, "unknown seccomp mode %d", (int)mode);
-	r = ab_seccomp_compile_table(table, &out->programs[0], err);
+	r = load_table(table, &out->programs[0], err);
 	if (r < 0)
 		return r;
 	out->n_programs = 1;

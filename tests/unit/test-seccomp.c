@@ -815,8 +815,28 @@ static void test_docker_errors(void)
 	ok(r < 0 && strcmp(err.msg, want) == 0, "a profile over 1 MiB is refused (%s)", err.msg);
 }
 
+/* The programs built into agentbox at build time are exactly what the tables compile to
+ * now: a table edited without a rebuild of the generated file would be caught here. */
+static void test_builtin_programs(void)
+{
+	const struct ab_seccomp_table *tables[] = { &ab_seccomp_default_table, &ab_seccomp_strict_table,
+						    &ab_seccomp_tty_guard_table };
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+		const struct ab_seccomp_builtin *built = ab_seccomp_builtin_for(tables[t]);
+		struct ab_seccomp_program prog = { 0 };
+		struct ab_error err;
+		ok(built != NULL, "'%s' has a build-time program", tables[t]->name);
+		ok(ab_seccomp_compile_table(tables[t], &prog, &err) == 0, "'%s' compiles at run time", tables[t]->name);
+		ok(built && prog.insns && built->len == prog.len &&
+			   memcmp(built->insns, prog.insns, prog.len * sizeof(struct sock_filter)) == 0,
+		   "'%s': the build-time program equals the run-time one", tables[t]->name);
+		free(prog.insns);
+	}
+}
+
 int main(void)
 {
+	test_builtin_programs();
 	test_tables();
 	test_complement_cover();
 #if defined(__x86_64__)
