@@ -8,9 +8,6 @@ B=${1:?usage: tests/run-all.sh BUILD_DIR}
 B=$(cd "$B" && pwd)
 top=$(cd "$(dirname "$0")/.." && pwd)
 passed=0 failed=0 skipped=0
-# Some tests hand agentbox itself a hostile LD_PRELOAD; under ASan that would stop it
-# before main for a reason that has nothing to do with the test.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-verify_asan_link_order=0}
 logdir=$(mktemp -d /tmp/agentbox-tests.XXXXXX)
 chmod 755 "$logdir"
 
@@ -87,7 +84,6 @@ if [ "$(id -u)" -eq 0 ]; then
 	chown "$user:" "$tmp_user"
 	run_integration "$user" setpriv --reuid="$user" --regid="$user" --init-groups \
 		env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$tmp_user" USER="$user" TMPDIR="$tmp_user" \
-		ASAN_OPTIONS="$ASAN_OPTIONS" \
 		AB="$stage/agentbox" PROBE="$stage/probe" AB_MUST_WORK="${AB_MUST_WORK:-}" \
 		AB_TEST_ROOTFS="${AB_TEST_ROOTFS:-}"
 	rm -rf "$tmp_root" "$tmp_user"

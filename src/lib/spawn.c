@@ -171,6 +171,12 @@ int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *featur
 
 	/* Signals are taken through a signalfd from before the clone, so none is lost while
 	 * the sandbox starts; the child inherits the mask and init keeps it for its own. */
+	/* A shell starts background jobs with SIGINT and SIGQUIT ignored, and an ignored signal
+	 * never reaches a signalfd: take them back, so `kill -INT` reaches the command as it
+	 * does with docker run. SIGHUP keeps what the caller chose (nohup ignores it, and so
+	 * will the command). */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGQUIT, SIG_DFL);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	for (int i = 0; i < ab_n_forwarded_signals; i++)

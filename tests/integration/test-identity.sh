@@ -102,7 +102,7 @@ fi
 
 # More of the safe list, and what must never pass: loader variables, agent sockets,
 # tokens.
-LC_ALL=C.UTF-8 TZ=UTC COLORTERM=truecolor LD_PRELOAD=libc.so.6 LD_LIBRARY_PATH=/nonexistent \
+LC_ALL=C.UTF-8 TZ=UTC COLORTERM=truecolor LD_PRELOAD=/nonexistent/preload-probe.so LD_LIBRARY_PATH=/nonexistent \
 	SSH_AUTH_SOCK=$T/agent.sock GITHUB_TOKEN=ghp_fake \
 	box -- "$P" env LC_ALL TZ COLORTERM LD_PRELOAD LD_LIBRARY_PATH SSH_AUTH_SOCK GITHUB_TOKEN
 for v in LC_ALL=C.UTF-8 TZ=UTC COLORTERM=truecolor; do
