@@ -338,32 +338,37 @@ static const struct opt_def *find_option(const char *arg, const char **inline_va
  * over the user's whole home or the system. */
 static int check_workspace(struct ab_config *cfg, char **environ_in, struct ab_error *err)
 {
-	static const char *const system_dirs[] = { "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64",
-						   "/boot", "/proc", "/sys", "/dev", "/var", "/run" };
+	/* The system itself: never a workspace, nor anything beneath it. (/var and /run hold
+	 * projects on some machines, /var/www say, so only they themselves are refused.) */
+	static const char *const system_trees[] = { "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64",
+						    "/boot", "/proc", "/sys", "/dev" };
+	static const char *const system_dirs[] = { "/var", "/run" };
 	const char *home = ab_env_lookup(environ_in, "HOME");
-	_cleanup_free_ char *home_real = home ? realpath(home, NULL) : NULL;
 	struct passwd *pw = getpwuid(cfg->host_uid);
+	_cleanup_free_ char *env_home = home ? realpath(home, NULL) : NULL;
 	_cleanup_free_ char *pw_home = pw && pw->pw_dir ? realpath(pw->pw_dir, NULL) : NULL;
+	const char *homes[] = { env_home, pw_home };
 	const char *ws = cfg->workspace;
 
 	if (strcmp(ws, "/") == 0)
 		return ab_error_set(err, 0, "workspace '/' would expose the whole host: cd into a project or pass --workspace");
-	for (size_t i = 0; i < AB_ELEMENTSOF(system_dirs); i++)
-		if (ab_path_is_beneath(ws, system_dirs[i]) && strcmp(system_dirs[i], "/var") != 0 &&
-		    strcmp(system_dirs[i], "/run") != 0)
+	for (size_t i = 0; i < AB_ELEMENTSOF(system_trees); i++)
+		if (ab_path_is_beneath(ws, system_trees[i]))
 			return ab_error_set(err, 0, "workspace '%s' is a system directory: cd into a project or pass --workspace", ws);
-	for (const char *h = home_real; h; h = (h == home_real ? pw_home : NULL))
-		if (strcmp(h, "/") != 0 && ab_path_is_beneath(h, ws))
+	for (size_t i = 0; i < AB_ELEMENTSOF(system_dirs); i++)
+		if (strcmp(ws, system_dirs[i]) == 0)
+			return ab_error_set(err, 0, "workspace '%s' is a system directory: cd into a project or pass --workspace", ws);
+	for (size_t i = 0; i < AB_ELEMENTSOF(homes); i++)
+		if (homes[i] && strcmp(homes[i], "/") != 0 && ab_path_is_beneath(homes[i], ws))
 			return ab_error_set(err, 0,
 					    "workspace '%s' holds your home directory and its secrets (~/.ssh and the like): cd into a project or pass --workspace",
 					    ws);
 	return 0;
 }
 
-static int set_identity(struct ab_config *cfg, char **environ_in, struct ab_error *err)
+static int set_identity(struct ab_config *cfg, struct ab_error *err)
 {
 	struct passwd *pw;
-	int r;
 
 	cfg->host_uid = getuid();
 	cfg->host_gid = getgid();
@@ -388,9 +393,7 @@ static int set_identity(struct ab_config *cfg, char **environ_in, struct ab_erro
 	}
 	if (!cfg->user_name || !cfg->home)
 		return ab_error_set(err, ENOMEM, "cannot set up the sandbox user");
-	(void)environ_in;
-	r = 0;
-	return r;
+	return 0;
 }
 
 static int finish_env(struct ab_config *cfg, struct ab_env *env, struct ab_error *err)
@@ -618,7 +621,7 @@ int ab_config_parse_run(int argc, char **argv, char **environ_in, struct ab_conf
 		r = ab_error_set(err, ENOMEM, "cannot set the host name");
 		goto fail;
 	}
-	r = set_identity(cfg, environ_in, err);
+	r = set_identity(cfg, err);
 	if (r < 0)
 		goto fail;
 
@@ -708,9 +711,10 @@ int ab_config_parse_run(int argc, char **argv, char **environ_in, struct ab_conf
 				goto fail;
 			}
 	}
+	/* A tmpfs above the workspace is fine (the workspace is mounted on it); one at the
+	 * workspace's own path would hide it. */
 	for (size_t t = 0; t < cfg->n_tmpfs; t++)
-		if (ab_path_is_beneath(cfg->workspace_dest, cfg->tmpfs[t].dest) &&
-		    strcmp(cfg->workspace_dest, cfg->tmpfs[t].dest) == 0) {
+		if (strcmp(cfg->workspace_dest, cfg->tmpfs[t].dest) == 0) {
 			r = ab_error_set(err, 0, "tmpfs '%s' would hide the workspace", cfg->tmpfs[t].dest);
 			goto fail;
 		}

@@ -262,7 +262,7 @@ static int build_dev(struct ab_error *err)
 		const char *name, *target;
 	} links[] = {
 		{ "ptmx", "pts/ptmx" },	     { "fd", "/proc/self/fd" },	       { "stdin", "/proc/self/fd/0" },
-		{ "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" }, { "core", "/proc/kcore" },
+		{ "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" },
 	};
 	char src[PATH_MAX], dst[PATH_MAX];
 	int r;
@@ -281,8 +281,6 @@ static int build_dev(struct ab_error *err)
 			return r;
 	}
 	for (size_t i = 0; i < AB_ELEMENTSOF(links); i++) {
-		if (strcmp(links[i].name, "core") == 0)
-			continue; /* /proc/kcore is masked; no link to it */
 		snprintf(dst, sizeof(dst), NEW "/dev/%s", links[i].name);
 		if (symlink(links[i].target, dst) < 0)
 			return ab_error_set(err, errno, "cannot create '/dev/%s'", links[i].name);
