@@ -31,7 +31,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(B)/tests/%,$(FUZZ_SRC))
 HDRS := $(wildcard src/*/*.h tests/unit/*.h)
 
-.PHONY: all check check-plain check-asan demo deps-build deps-test clean bench
+.PHONY: all check check-plain check-asan demo deps-build deps-test clean bench fuzz
 all: $(B)/agentbox $(B)/probe $(UNIT_BIN) $(FUZZ_BIN)
 
 $(B)/obj/%.o: %.c $(HDRS)
@@ -103,6 +103,22 @@ bench:
 	@scripts/install-deps.sh bench
 	$(MAKE) all
 	bench/run.sh $(B)
+
+# Coverage-guided fuzzing with libFuzzer (clang), beyond the fixed-seed runs of `make
+# check`: `make fuzz FUZZ_SECONDS=300`. New crashes land in build/fuzz/crash-*.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer-no-link,address,undefined
+fuzz: deps-build
+	@command -v clang >/dev/null || { echo "agentbox: make fuzz needs clang: apt-get install -y clang libclang-rt-14-dev" >&2; exit 1; }
+	@$(MAKE) --no-print-directory build/gen/seccomp-builtin.c
+	@mkdir -p build/fuzz
+	@for src in $(LIB_SRC) build/gen/seccomp-builtin.c; do \
+		clang $(FUZZ_CFLAGS) -c -o build/fuzz/$$(basename $$src .c).o $$src || exit 1; done
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+		clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o build/fuzz/$$n $$f build/fuzz/*.o $(LIBS) || exit 1; \
+		mkdir -p build/fuzz/corpus-$$n && cp tests/fuzz/corpus/$${n#fuzz-}/* build/fuzz/corpus-$$n/; \
+		(cd build/fuzz && ./$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 corpus-$$n) || exit 1; \
+	done
 
 clean:
 	rm -rf build
