@@ -4,10 +4,13 @@ set -u
 AB=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 demo=$(mktemp -d /tmp/agentbox-demo.XXXXXX)
 trap 'rm -rf "$demo"' EXIT
+# The demo's sandboxes (their changes and snapshots) live with the demo and go with it.
+export AGENTBOX_DATA_DIR=$demo/state
 mkdir -p "$demo/project"
 cd "$demo/project"
 printf 'print("hello from the project")\n' > app.py
 printf 'all:\n\t@echo build ok\n' > Makefile
+printf 'DATABASE_PASSWORD=hunter2\n' > .env
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; }
@@ -16,10 +19,19 @@ step "What agentbox enforces on this machine"
 show "agentbox run --explain"
 "$AB" run --explain
 
-step "An agent works in the project: its files are the caller's on the host"
-show "agentbox run -- sh -c 'id; echo fixed > fix.txt; ls -l fix.txt'"
-"$AB" run -- sh -c 'id; echo fixed > fix.txt; ls -l fix.txt'
-printf 'on the host: '; ls -l "$demo/project/fix.txt"
+step "An agent works on a copy-on-write view of the project"
+show "agentbox run --name fix -- sh -c 'id; echo fixed > fix.txt; echo \"# patched\" >> app.py; rm Makefile'"
+"$AB" run --name fix -- sh -c 'id; echo fixed > fix.txt; echo "# patched" >> app.py; rm Makefile'
+printf 'the real project is untouched: '; ls "$demo/project" | tr '\n' ' '; echo
+show "agentbox diff fix --stat"
+"$AB" diff fix --stat
+show "agentbox diff fix -- app.py"
+"$AB" diff fix --color=never -- app.py
+show "agentbox apply fix -- fix.txt app.py      (take only these two)"
+"$AB" apply fix -- fix.txt app.py
+printf 'on the host now: '; ls -l "$demo/project/fix.txt" | cut -d' ' -f1,3,4,9-
+show "agentbox discard fix                       (the Makefile deletion is thrown away)"
+"$AB" discard fix && printf 'Makefile still there: '; ls "$demo/project/Makefile"
 
 step "A destructive command only hurts the sandbox"
 show "agentbox run -- sh -c 'rm -rf /usr/bin /etc ~/.ssh'"
@@ -27,7 +39,10 @@ show "agentbox run -- sh -c 'rm -rf /usr/bin /etc ~/.ssh'"
 printf 'on the host, /usr/bin/ls is still there: '; ls -l /usr/bin/ls | cut -c1-60
 printf 'and /etc still holds %s entries\n' "$(ls /etc | wc -l)"
 
-step "Secrets stay out: the caller's tokens, keys and home are not visible"
+step "Secrets stay out: the project's .env, the caller's tokens, keys and home"
+show "agentbox run -- cat .env"
+"$AB" run -q -- sh -c 'echo ".env inside: [$(cat .env)]"'
+
 export DEMO_GITHUB_TOKEN=ghp_demo_secret_value
 show "DEMO_GITHUB_TOKEN=... agentbox run -- sh -c 'echo token=\${DEMO_GITHUB_TOKEN:-<not set>}; ls -A \$HOME; ls /root'"
 "$AB" run -- sh -c 'echo "token=${DEMO_GITHUB_TOKEN:-<not set>}"; echo "home ($HOME): [$(ls -A "$HOME")]"; ls /root 2>&1; echo "/etc/shadow: [$(cat /etc/shadow 2>&1)]"'
@@ -46,5 +61,5 @@ step "Exit status passes through"
 show "agentbox run -- sh -c 'exit 3'"
 "$AB" run -- sh -c 'exit 3'; echo "exit status: $?"
 
-step "The real project is as the agent left it, nothing else on the host changed"
+step "The real project holds only what was applied"
 ls -l "$demo/project"

@@ -7,6 +7,7 @@
 #include "../lib/config.h"
 #include "../lib/features.h"
 #include "../lib/seccomp.h"
+#include "../lib/session.h"
 #include "../lib/spawn.h"
 #include "../shared/error.h"
 #include "commands.h"
@@ -21,7 +22,13 @@ static void run_usage(FILE *out)
 		"the workspace at the same path, an empty home, no network, no capabilities.\n\n"
 		"Options:\n"
 		"  -w, --workspace PATH        the project directory (default: the current directory)\n"
-		"      --workspace-mode rw|ro  how the workspace is mounted (default: rw)\n"
+		"      --workspace-mode MODE   cow (default): changes kept apart until 'agentbox apply';\n"
+		"                              rw: straight to the project; ro: read-only\n"
+		"      --name NAME             the sandbox (default: named after the project); a later\n"
+		"                              run with the same name continues on the same changes\n"
+		"      --mask PATTERN          hide the project's files matching PATTERN (the defaults:\n"
+		"                              .env .env.* *.pem *.key id_rsa* .npmrc .pypirc .netrc ...)\n"
+		"      --unmask PATTERN        drop one of the default masks\n"
 		"  -v, --volume HOST:SANDBOX[:ro|rw]  bind a host path into the sandbox\n"
 		"      --tmpfs PATH[:size=N]   a tmpfs at PATH (/tmp is one, 512m, by default)\n"
 		"      --rootfs DIR            use DIR (e.g. made by debootstrap) as the root\n"
@@ -30,7 +37,6 @@ static void run_usage(FILE *out)
 		"      --network none|host     loopback only (default), or the host's network\n"
 		"      --seccomp MODE|FILE     default, strict, unconfined, or a Docker JSON profile\n"
 		"  -u, --user root|default     root inside the user namespace only (no capabilities)\n"
-		"      --name NAME             the sandbox's name (also its host name)\n"
 		"  -t, --tty / -T, --no-tty    a terminal (default: when stdin is a terminal)\n"
 		"      --explain               print what will be enforced here and exit\n"
 		"      --require LAYER[,..]    fail unless LAYER is enforced: userns, mountns, pidns,\n"
@@ -40,8 +46,15 @@ static void run_usage(FILE *out)
 		"the command cannot be run, 127 when it is not found.\n");
 }
 
+static void on_started(pid_t init_pid, void *data)
+{
+	ab_session_started(data, init_pid);
+}
+
 int cmd_run(int argc, char **argv)
 {
+	struct ab_session session = { .run_lock_fd = -1, .ws.lock_fd = -1 };
+	bool have_session = false;
 	struct ab_config cfg;
 	struct ab_features features;
 	struct ab_seccomp_set seccomp = { 0 };
@@ -81,14 +94,39 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "agentbox: cannot create a user namespace: %s\n", features.userns_why);
 		goto out;
 	}
-	if (ab_sandbox_run(&cfg, &features, features.seccomp ? &seccomp : NULL, &exit_code, &err) < 0) {
+	if (ab_mask_find(cfg.workspace, cfg.masks, cfg.n_masks, &cfg.mask_hits, &cfg.n_mask_hits, &err) < 0) {
+		fprintf(stderr, "agentbox: %s\n", err.msg);
+		goto out;
+	}
+	if (cfg.workspace_mode == AB_WORKSPACE_COW) {
+		if (ab_session_begin(&cfg, &session, &err) < 0) {
+			fprintf(stderr, "agentbox: %s\n", err.msg);
+			goto out;
+		}
+		have_session = true;
+	}
+	struct ab_run_hooks hooks = { .started = on_started, .data = &session };
+	if (ab_sandbox_run(&cfg, &features, features.seccomp ? &seccomp : NULL, have_session ? &hooks : NULL,
+			   &exit_code, &err) < 0) {
 		fprintf(stderr, "agentbox: %s\n", err.msg);
 		exit_code = AB_EXIT_INTERNAL;
 		goto out;
 	}
 	if (err.msg[0])
 		fprintf(stderr, "agentbox: %s\n", err.msg);
+	if (have_session) {
+		size_t n_changes = 0;
+		struct ab_error end_err = { 0 };
+		if (ab_session_end(&session, &n_changes, &end_err) < 0)
+			fprintf(stderr, "agentbox: %s\n", end_err.msg);
+		else if (n_changes && !cfg.quiet)
+			fprintf(stderr,
+				"agentbox: %zu change%s kept in sandbox '%s' (the project is untouched): "
+				"'agentbox diff %s' to review, 'agentbox apply %s' to take them\n",
+				n_changes, n_changes == 1 ? "" : "s", cfg.name, cfg.name, cfg.name);
+	}
 out:
+	ab_session_close(&session);
 	ab_seccomp_set_free(&seccomp);
 	ab_config_free(&cfg);
 	return exit_code;

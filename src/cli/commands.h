@@ -3,5 +3,11 @@
 
 /* Each subcommand gets the arguments after its name and returns the process exit code. */
 int cmd_run(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_snapshots(int argc, char **argv);
+int cmd_rollback(int argc, char **argv);
+int cmd_apply(int argc, char **argv);
+int cmd_discard(int argc, char **argv);
 
 #endif

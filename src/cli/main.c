@@ -15,7 +15,13 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "run", cmd_run, "run a command in a new sandbox" },
+	{ "run", cmd_run, "run a command in a sandbox" },
+	{ "diff", cmd_diff, "show what a sandbox changed in its project" },
+	{ "apply", cmd_apply, "write a sandbox's changes into the real project" },
+	{ "discard", cmd_discard, "throw a sandbox's changes away" },
+	{ "snapshot", cmd_snapshot, "take a snapshot of a sandbox's changes" },
+	{ "snapshots", cmd_snapshots, "list a sandbox's snapshots" },
+	{ "rollback", cmd_rollback, "put a sandbox back as it was at a snapshot" },
 };
 
 static void usage(FILE *out)

@@ -21,7 +21,7 @@
 enum opt_id {
 	OPT_ENV, OPT_ENV_FILE, OPT_VOLUME, OPT_TMPFS, OPT_WORKSPACE, OPT_WORKSPACE_MODE,
 	OPT_ROOTFS, OPT_NETWORK, OPT_SECCOMP, OPT_TTY, OPT_NO_TTY, OPT_USER, OPT_NAME,
-	OPT_EXPLAIN, OPT_REQUIRE, OPT_QUIET,
+	OPT_EXPLAIN, OPT_REQUIRE, OPT_QUIET, OPT_MASK, OPT_UNMASK,
 };
 
 struct opt_def {
@@ -49,6 +49,8 @@ static const struct opt_def run_options[] = {
 	{ "explain", 0, false, OPT_EXPLAIN },
 	{ "require", 0, true, OPT_REQUIRE },
 	{ "quiet", 'q', false, OPT_QUIET },
+	{ "mask", 0, true, OPT_MASK },
+	{ "unmask", 0, true, OPT_UNMASK },
 };
 
 static const struct {
@@ -431,11 +433,17 @@ int ab_config_parse_run(int argc, char **argv, char **environ_in, struct ab_conf
 	_cleanup_free_ char *workspace_arg = NULL;
 	_cleanup_strv_free_ char **env_args = NULL;
 	_cleanup_strv_free_ char **env_files = NULL;
-	size_t n_env_args = 0, n_env_files = 0;
+	_cleanup_strv_free_ char **unmasks = NULL;
+	size_t n_env_args = 0, n_env_files = 0, n_unmasks = 0;
 	bool have_tmp = false;
 	int i, r = 0;
 
 	memset(cfg, 0, sizeof(*cfg));
+	for (size_t m = 0; m < ab_n_default_masks; m++)
+		if ((r = ab_strv_push(&cfg->masks, &cfg->n_masks, ab_default_masks[m])) < 0) {
+			r = ab_error_set(err, -r, "cannot set up the masks");
+			goto fail;
+		}
 	for (i = 0; i < argc; i++) {
 		const char *arg = argv[i], *value = NULL;
 		const struct opt_def *opt;
@@ -499,12 +507,14 @@ int ab_config_parse_run(int argc, char **argv, char **environ_in, struct ab_conf
 				r = -ENOMEM;
 			break;
 		case OPT_WORKSPACE_MODE:
-			if (strcmp(value, "rw") == 0)
+			if (strcmp(value, "cow") == 0)
+				cfg->workspace_mode = AB_WORKSPACE_COW;
+			else if (strcmp(value, "rw") == 0)
 				cfg->workspace_mode = AB_WORKSPACE_RW;
 			else if (strcmp(value, "ro") == 0)
 				cfg->workspace_mode = AB_WORKSPACE_RO;
 			else {
-				r = ab_error_set(err, 0, "unknown workspace mode '%s': use rw or ro", value);
+				r = ab_error_set(err, 0, "unknown workspace mode '%s': use cow, rw or ro", value);
 				goto fail;
 			}
 			break;
@@ -590,9 +600,43 @@ int ab_config_parse_run(int argc, char **argv, char **environ_in, struct ab_conf
 		case OPT_QUIET:
 			cfg->quiet = true;
 			break;
+		case OPT_MASK:
+			if (!*value || strlen(value) > 255) {
+				r = ab_error_set(err, 0, "invalid mask '%s': use a file name pattern such as '*.pem'", value);
+				goto fail;
+			}
+			if (cfg->n_masks >= AB_MAX_MASKS) {
+				r = ab_error_set(err, 0, "too many masks at '%s': at most %d", value, AB_MAX_MASKS);
+				goto fail;
+			}
+			r = ab_strv_push(&cfg->masks, &cfg->n_masks, value);
+			break;
+		case OPT_UNMASK:
+			r = ab_strv_push(&unmasks, &n_unmasks, value);
+			break;
 		}
 		if (r < 0) {
 			r = ab_error_set(err, -r, "cannot parse option '%s'", arg);
+			goto fail;
+		}
+	}
+
+	for (size_t u = 0; u < n_unmasks; u++) {
+		size_t kept = 0;
+		bool found = false;
+		for (size_t m = 0; m < cfg->n_masks; m++) {
+			if (strcmp(cfg->masks[m], unmasks[u]) == 0) {
+				free(cfg->masks[m]);
+				found = true;
+				continue;
+			}
+			cfg->masks[kept++] = cfg->masks[m];
+		}
+		if (cfg->masks)
+			cfg->masks[kept] = NULL;
+		cfg->n_masks = kept;
+		if (!found) {
+			r = ab_error_set(err, 0, "--unmask '%s' names no mask: the masks are the defaults (see 'agentbox run --explain') and --mask", unmasks[u]);
 			goto fail;
 		}
 	}
@@ -777,5 +821,9 @@ void ab_config_free(struct ab_config *cfg)
 	free(cfg->seccomp_profile);
 	free(cfg->user_name);
 	free(cfg->home);
+	ab_strv_free(cfg->masks);
+	free(cfg->overlay_upper);
+	free(cfg->overlay_work);
+	ab_mask_hits_free(cfg->mask_hits, cfg->n_mask_hits);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -18,10 +18,13 @@
 #define AB_DEFAULT_TMP_SIZE (512ULL << 20)
 
 enum ab_workspace_mode {
+	AB_WORKSPACE_COW, /* overlayfs: the changes go to the sandbox's own upper directory */
 	AB_WORKSPACE_RW,
 	AB_WORKSPACE_RO,
-	/* copy-on-write comes with the workspace transaction work */
 };
+
+#define AB_MAX_MASKS 64
+#define AB_MAX_MASK_HITS 4096
 
 enum ab_network_mode {
 	AB_NETWORK_NONE, /* a private network namespace with loopback only */
@@ -102,7 +105,35 @@ struct ab_config {
 	unsigned required_layers; /* enum ab_layer bits */
 	bool explain;             /* print the enforcement report and exit */
 	bool quiet;               /* no warnings on stderr */
+
+	/* Files of the project hidden from the sandbox (fnmatch patterns on the base name,
+	 * or on the relative path when the pattern has a '/'): the defaults, plus --mask,
+	 * less --unmask. */
+	char **masks;
+	size_t n_masks;
+
+	/* Filled by the front end after parsing, before the clone: */
+	char *overlay_upper; /* cow: the sandbox's upper and work directories */
+	char *overlay_work;
+	struct ab_mask_hit *mask_hits; /* the project's entries that the masks match */
+	size_t n_mask_hits;
 };
+
+struct ab_mask_hit {
+	char *rel; /* relative to the workspace */
+	bool dir;
+};
+
+/* The masks a sandbox starts with. */
+extern const char *const ab_default_masks[];
+extern const size_t ab_n_default_masks;
+/* Does the relative path match one of the patterns (base name or whole path)? */
+bool ab_mask_matches(char *const *patterns, size_t n, const char *rel);
+/* The entries of project that the patterns match, not descending into matched
+ * directories and never following symlinks (a symlink is not masked: see docs). */
+int ab_mask_find(const char *project, char *const *patterns, size_t n, struct ab_mask_hit **out,
+		 size_t *n_out, struct ab_error *err);
+void ab_mask_hits_free(struct ab_mask_hit *hits, size_t n);
 
 /* Parses the arguments after "run" (argv[0] is the first option) into cfg.
  * `environ_in` is the caller's environment, from which the safe list and -e NAME are taken.

@@ -119,8 +119,20 @@ void ab_report_write(FILE *out, const struct ab_config *cfg, const struct ab_fea
 		fprintf(out, "  %-18s %-8s %s%s\n", rows[i].name, on ? "on" : "MISSING",
 			on ? rows[i].what : missing_reason(rows[i].layer, cfg, f), req ? " [required]" : "");
 	}
-	fprintf(out, "  %-18s %-8s %s (%s)\n", "workspace", cfg->workspace_mode == AB_WORKSPACE_RO ? "ro" : "rw",
-		cfg->workspace, "same path inside");
+	{
+		const char *mode = cfg->workspace_mode == AB_WORKSPACE_RO ? "ro" : cfg->workspace_mode == AB_WORKSPACE_RW ? "rw" : "cow";
+		fprintf(out, "  %-18s %-8s %s (%s)\n", "workspace", mode, cfg->workspace,
+			cfg->workspace_mode == AB_WORKSPACE_COW
+				? "same path inside; changes kept apart until 'agentbox apply'"
+				: cfg->workspace_mode == AB_WORKSPACE_RW ? "same path inside; changes go straight to the project"
+									  : "same path inside, read-only");
+		if (cfg->name)
+			fprintf(out, "  %-18s %-8s %s\n", "sandbox", "named", cfg->name);
+		fprintf(out, "  %-18s %-8s", "masks", cfg->n_masks ? "hidden" : "none");
+		for (size_t i = 0; i < cfg->n_masks; i++)
+			fprintf(out, " %s", cfg->masks[i]);
+		fprintf(out, "\n");
+	}
 	fprintf(out, "  %-18s %-8s %s\n", "root", cfg->rootfs ? "rootfs" : "host",
 		cfg->rootfs ? cfg->rootfs : "/usr /bin /sbin /lib* /etc read-only, credential files hidden");
 	fprintf(out, "  %-18s %-8s %s (empty tmpfs)\n", "home", "tmpfs", cfg->home);

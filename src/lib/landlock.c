@@ -123,7 +123,7 @@ size_t ab_landlock_rules_for(const struct ab_config *cfg, struct ab_landlock_rul
 	out[n++] = (struct ab_landlock_rule){ cfg->home, AB_LL_READ_WRITE };
 	for (size_t i = 0; i < cfg->n_tmpfs; i++)
 		out[n++] = (struct ab_landlock_rule){ cfg->tmpfs[i].dest, AB_LL_READ_WRITE };
-	if (cfg->workspace_mode == AB_WORKSPACE_RW)
+	if (cfg->workspace_mode != AB_WORKSPACE_RO)
 		out[n++] = (struct ab_landlock_rule){ cfg->workspace_dest, AB_LL_READ_WRITE };
 	for (size_t i = 0; i < cfg->n_binds; i++)
 		if (!cfg->binds[i].read_only)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 
 #include "../shared/cleanup.h"
 #include "../shared/strutil.h"
@@ -297,6 +298,95 @@ static int build_dev(struct ab_error *err)
 	return ab_mount_setattr(NEW "/dev", MOUNT_ATTR_RDONLY, false, err);
 }
 
+/* Appends s to buf with the characters that overlayfs's option parser splits on escaped. */
+static int append_escaped(char *buf, size_t size, size_t *used, const char *s)
+{
+	for (; *s; s++) {
+		if (*used + 3 >= size)
+			return -ENAMETOOLONG;
+		if (*s == ',' || *s == ':' || *s == '\\')
+			buf[(*used)++] = '\\';
+		buf[(*used)++] = *s;
+	}
+	buf[*used] = '\0';
+	return 0;
+}
+
+/* The copy-on-write workspace: the project is the read-only lower layer, the sandbox's
+ * own upper directory takes every change. "userxattr" because the mount is made inside a
+ * user namespace, where overlay keeps its markers in user.overlay.* attributes. */
+static int mount_overlay(const struct ab_config *cfg, const char *dst, struct ab_error *err)
+{
+	char opts[3 * PATH_MAX + 64];
+	size_t used = 0;
+	int r = 0;
+
+#define APPEND_LITERAL(lit)                                                     \
+	do {                                                                    \
+		size_t l_ = strlen(lit);                                        \
+		if (used + l_ >= sizeof(opts))                                  \
+			r = -ENAMETOOLONG;                                      \
+		else {                                                          \
+			memcpy(opts + used, lit, l_ + 1);                       \
+			used += l_;                                             \
+		}                                                               \
+	} while (0)
+	APPEND_LITERAL("lowerdir=" OLD);
+	if (r >= 0)
+		r = append_escaped(opts, sizeof(opts), &used, cfg->workspace);
+	APPEND_LITERAL(",upperdir=" OLD);
+	if (r >= 0)
+		r = append_escaped(opts, sizeof(opts), &used, cfg->overlay_upper);
+	APPEND_LITERAL(",workdir=" OLD);
+	if (r >= 0)
+		r = append_escaped(opts, sizeof(opts), &used, cfg->overlay_work);
+	APPEND_LITERAL(",userxattr");
+#undef APPEND_LITERAL
+	if (r < 0)
+		return ab_error_set(err, -r, "cannot mount the copy-on-write workspace '%s'", cfg->workspace);
+	if (mount("overlay", dst, "overlay", MS_NOSUID | MS_NODEV, opts) < 0)
+		return ab_error_set(err, errno, "cannot mount the copy-on-write workspace '%s' (overlayfs)",
+				    cfg->workspace);
+	return 0;
+}
+
+/* Masked project entries: an empty read-only file or directory over each, found through a
+ * walk that never crosses a symlink (an entry the sandbox's own changes turned into a
+ * link, or removed, no longer shows the host's file and needs no mask). */
+static int mount_masks(const struct ab_config *cfg, struct ab_error *err)
+{
+	char ws[PATH_MAX];
+	_cleanup_close_ int wsfd = -1;
+	int r;
+
+	if (cfg->n_mask_hits == 0)
+		return 0;
+	if ((r = path_join(ws, NEW, cfg->workspace_dest, err)) < 0)
+		return r;
+	wsfd = open(ws, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (wsfd < 0)
+		return ab_error_set(err, errno, "cannot open the workspace to mask its secrets");
+	for (size_t i = 0; i < cfg->n_mask_hits; i++) {
+		struct open_how how = { .flags = O_PATH | O_CLOEXEC | O_NOFOLLOW,
+					.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+		char target[64];
+		struct stat st;
+		_cleanup_close_ int fd = (int)syscall(SYS_openat2, wsfd, cfg->mask_hits[i].rel, &how, sizeof(how));
+
+		if (fd < 0) {
+			if (errno == ENOENT || errno == ELOOP || errno == EXDEV || errno == ENOTDIR)
+				continue;
+			return ab_error_set(err, errno, "cannot mask '%s'", cfg->mask_hits[i].rel);
+		}
+		if (fstat(fd, &st) < 0 || !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+			continue;
+		snprintf(target, sizeof(target), OLD "/proc/self/fd/%d", fd);
+		if (mount(S_ISDIR(st.st_mode) ? EMPTY_DIR : EMPTY_FILE, target, NULL, MS_BIND, NULL) < 0)
+			return ab_error_set(err, errno, "cannot mask '%s'", cfg->mask_hits[i].rel);
+	}
+	return 0;
+}
+
 static int build_user_mounts(const struct ab_config *cfg, struct ab_error *err)
 {
 	struct ab_user_mount mounts[AB_MAX_MOUNTS + AB_MAX_TMPFS + 2];
@@ -328,6 +418,15 @@ static int build_user_mounts(const struct ab_config *cfg, struct ab_error *err)
 			r = ab_mount_tmpfs(dst, m->size_bytes, 0700, MS_NOSUID | MS_NODEV, err);
 			break;
 		case AB_UMOUNT_WORKSPACE:
+			if (cfg->workspace_mode == AB_WORKSPACE_COW) {
+				r = mount_overlay(cfg, dst, err);
+				break;
+			}
+			r = ab_mount_bind(src, dst,
+					  MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+						  (m->read_only ? MOUNT_ATTR_RDONLY : 0),
+					  err);
+			break;
 		case AB_UMOUNT_BIND:
 			r = ab_mount_bind(src, dst,
 					  MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (m->read_only ? MOUNT_ATTR_RDONLY : 0),
@@ -370,7 +469,7 @@ int ab_rootfs_build(const struct ab_config *cfg, struct ab_error *err)
 		return r;
 	/* 5. Kernel interfaces, devices, then the user's own mounts (tmp, home, workspace, -v). */
 	if ((r = build_proc_sys(cfg, err)) < 0 || (r = build_dev(err)) < 0 ||
-	    (r = build_user_mounts(cfg, err)) < 0)
+	    (r = build_user_mounts(cfg, err)) < 0 || (r = mount_masks(cfg, err)) < 0)
 		return r;
 	if ((r = ab_mkpath_beneath(NEW, "run", false, err)) < 0)
 		return r;

@@ -155,7 +155,8 @@ static int supervise(pid_t pid, int sfd, int master, int *exit_code)
 }
 
 int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *features,
-		   const struct ab_seccomp_set *seccomp, int *exit_code, struct ab_error *err)
+		   const struct ab_seccomp_set *seccomp, const struct ab_run_hooks *hooks, int *exit_code,
+		   struct ab_error *err)
 {
 	_cleanup_close_ int parent_fd = -1, child_fd = -1, sfd = -1, master = -1;
 	bool use_tty = want_tty(cfg);
@@ -245,6 +246,8 @@ int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *featur
 	}
 	err->code = 0;
 	err->msg[0] = '\0';
+	if (hooks && hooks->started)
+		hooks->started(pid, hooks->data);
 	r = supervise(pid, sfd, master, exit_code);
 out:
 	sigprocmask(SIG_SETMASK, &old, NULL);

@@ -12,7 +12,14 @@
  * (128+N for a signal, 126/127 when it could not be executed). Returns < 0 with err set
  * when agentbox itself failed (exit 125), and then *exit_code is untouched. When the
  * command could not be executed, err also holds the reason and the return is 0. */
+struct ab_run_hooks {
+	/* Called in agentbox once the command runs, with the host pid of the sandbox's init. */
+	void (*started)(pid_t init_pid, void *data);
+	void *data;
+};
+
 int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *features,
-		   const struct ab_seccomp_set *seccomp, int *exit_code, struct ab_error *err);
+		   const struct ab_seccomp_set *seccomp, const struct ab_run_hooks *hooks, int *exit_code,
+		   struct ab_error *err);
 
 #endif

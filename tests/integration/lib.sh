@@ -106,6 +106,8 @@ ab_setup() {
 	P=$WS/probe
 	cp "$PROBE" "$P"
 	chmod 0755 "$P"
+	# Every sandbox's state (copy-on-write changes, snapshots) stays in this scratch tree.
+	export AGENTBOX_DATA_DIR=$T/data
 	AB_OUT_FILE=$T/.ab-stdout
 	AB_ERR_FILE=$T/.ab-stderr
 	HOST_UID=$(id -u)

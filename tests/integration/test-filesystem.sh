@@ -124,7 +124,9 @@ expect_value_not_in "/tmp is not the host's /tmp" read OK
 rm -f "$host_marker"
 
 # ---- the workspace ----
-box -- "$P" write "$WS/out.txt"
+# --workspace-mode rw: writes go straight to the project (cow, the default, is tested in
+# test-workspace.sh).
+box --workspace-mode rw -- "$P" write "$WS/out.txt"
 expect_line "the workspace is writable" "write=OK"
 if [ -f "$WS/out.txt" ] && [ "$(stat -c %u "$WS/out.txt")" = "$HOST_UID" ] &&
 	[ "$(cat "$WS/out.txt")" = agentbox-probe ]; then
@@ -139,7 +141,7 @@ else
 	fail "a file written in the workspace has the caller's group" \
 		"$(stat -c '%u:%g %n' "$WS/out.txt" 2>&1)"
 fi
-box --user root -- "$P" write "$WS/out-root.txt"
+box --workspace-mode rw --user root -- "$P" write "$WS/out-root.txt"
 expect_line "--user root writes the workspace" "write=OK"
 if [ -f "$WS/out-root.txt" ] && [ "$(stat -c %u "$WS/out-root.txt")" = "$HOST_UID" ]; then
 	pass "--user root's files belong to the caller on the host"
@@ -159,7 +161,7 @@ expect_line "--workspace-mode ro still reads" "read=OK"
 ws2=$T/other-ws
 mkdir "$ws2"
 cp "$P" "$ws2/probe"
-box --workspace "$ws2" -- "$ws2/probe" write "$ws2/from-flag.txt"
+box --workspace-mode rw --workspace "$ws2" -- "$ws2/probe" write "$ws2/from-flag.txt"
 expect_line "--workspace PATH is writable" "write=OK"
 ok_if "--workspace PATH writes land on the host" test -f "$ws2/from-flag.txt"
 box --workspace "$ws2" -- "$ws2/probe" ls "$WS"

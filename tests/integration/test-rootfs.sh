@@ -73,7 +73,7 @@ elif [ -r "$R/etc/os-release" ]; then
 	expect_line "--rootfs: the rootfs's own /etc is used" "head=$(head -n 1 "$R/etc/os-release")"
 fi
 
-box --rootfs "$R" -- "$P" write "$WS/from-rootfs"
+box --workspace-mode rw --rootfs "$R" -- "$P" write "$WS/from-rootfs"
 expect_line "--rootfs: the workspace is still writable" "write=OK"
 ok_if "--rootfs: the workspace write lands on the host" test -f "$WS/from-rootfs"
 

@@ -1,0 +1,85 @@
+#!/bin/bash
+# The workspace benchmark, side by side with a plain copy, in one run:
+#   a project of 10,000 files (about 200 MB) where the agent changed 100 files;
+#   agentbox snapshot and rollback against `cp -a` of the project,
+#   `agentbox diff --stat`, and start-up with a copy-on-write workspace against a plain
+#   bind (--workspace-mode rw), interleaved.
+# Usage: bench/workspace.sh BUILD_DIR [--quick]
+set -u
+B=$(cd "${1:?usage: bench/workspace.sh BUILD_DIR [--quick]}" && pwd)
+quick=${2:-}
+AB=$B/agentbox
+SRC=$(cd "$(dirname "$0")" && pwd)
+FILES=${BENCH_WS_FILES:-10000}
+FILE_KB=${BENCH_WS_FILE_KB:-20}
+RUNS=${BENCH_WS_RUNS:-15}
+STARTS=${BENCH_WS_STARTS:-100}
+if [ "$quick" = --quick ]; then FILES=2000; RUNS=5; STARTS=20; fi
+
+T=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/agentbox-wsbench.XXXXXX")
+trap 'rm -rf "$T"' EXIT INT TERM
+export AGENTBOX_DATA_DIR=$T/data
+P=$T/project
+mkdir -p "$P"
+
+TIMEIT=$B/bench/timeit
+if [ ! -x "$TIMEIT" ]; then
+	TIMEIT=$T/timeit
+	${CC:-cc} -std=gnu11 -D_GNU_SOURCE -O2 -o "$TIMEIT" "$SRC/timeit.c" || exit 1
+fi
+
+now_ms() { date +%s%N | awk '{printf "%.3f", $1 / 1000000}'; }
+# median of the numbers on stdin
+median() { sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo "agentbox workspace bench: $FILES files of ${FILE_KB} KiB, 100 changed; $RUNS runs each, interleaved"
+head -c $((FILE_KB * 1024)) /dev/urandom >"$T/blob"
+for ((d = 0; d < FILES / 100; d++)); do
+	mkdir -p "$P/dir$d"
+	for ((f = 0; f < 100; f++)); do cp "$T/blob" "$P/dir$d/file$f"; done
+done
+echo "project: $(du -sh "$P" | cut -f1), $(find "$P" -type f | wc -l) files"
+
+cd "$P" || exit 1
+# The agent's work: 100 files changed.
+"$AB" run -q --name bench -- sh -c 'for d in 0 1 2 3 4 5 6 7 8 9; do for f in 0 1 2 3 4 5 6 7 8 9; do echo change >> dir$d/file$f; done; done' || exit 1
+
+snap_ms=() cp_ms=() roll_ms=() cprestore_ms=() stat_ms=()
+for ((i = 0; i < RUNS; i++)); do
+	t0=$(now_ms); "$AB" snapshot bench "s$i" >/dev/null || exit 1; t1=$(now_ms)
+	snap_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
+	t0=$(now_ms); cp -a "$P" "$T/copy$i"; t1=$(now_ms)
+	cp_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
+	t0=$(now_ms); "$AB" rollback bench "s$i" || exit 1; t1=$(now_ms)
+	roll_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
+	t0=$(now_ms); rm -rf "$T/restore" && cp -a "$T/copy$i" "$T/restore"; t1=$(now_ms)
+	cprestore_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
+	rm -rf "$T/copy$i" "$T/restore"
+	t0=$(now_ms); "$AB" diff bench --stat >/dev/null || exit 1; t1=$(now_ms)
+	stat_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
+done
+snap=$(printf '%s\n' "${snap_ms[@]}" | median)
+cpa=$(printf '%s\n' "${cp_ms[@]}" | median)
+roll=$(printf '%s\n' "${roll_ms[@]}" | median)
+cpr=$(printf '%s\n' "${cprestore_ms[@]}" | median)
+stat=$(printf '%s\n' "${stat_ms[@]}" | median)
+
+printf '\n%-34s %10s %12s %8s\n' "operation (median ms)" "agentbox" "cp -a" "ratio"
+printf '%-34s %10.2f %12.2f %7.0fx\n' "snapshot (100 files changed)" "$snap" "$cpa" "$(awk -v a="$cpa" -v b="$snap" 'BEGIN{print a/b}')"
+printf '%-34s %10.2f %12.2f %7.0fx\n' "rollback" "$roll" "$cpr" "$(awk -v a="$cpr" -v b="$roll" 'BEGIN{print a/b}')"
+printf '%-34s %10.2f %12s\n' "diff --stat" "$stat" "-"
+
+# Start-up: cow (a fresh sandbox each run, as a new agent would get) against a plain bind.
+echo
+"$TIMEIT" -r "$STARTS" -w 3 \
+	@cow "$AB" run -q --name "start-{i}" -- /bin/true :: \
+	@rw "$AB" run -q --workspace-mode rw -- /bin/true :: \
+	@cow-again "$AB" run -q --name again -- /bin/true >"$T/starts" 2>"$T/starts.err" || { cat "$T/starts.err"; exit 1; }
+awk '!/^#/ {printf "%-34s median %7.2f ms  p10 %7.2f  p90 %7.2f\n", "start-up " $1, $4/1000, $5/1000, $6/1000}' "$T/starts"
+rw=$(awk '$1=="rw" {print $4/1000}' "$T/starts")
+cow=$(awk '$1=="cow" {print $4/1000}' "$T/starts")
+again=$(awk '$1=="cow-again" {print $4/1000}' "$T/starts")
+printf 'verdict: snapshot %.0fx and rollback %.0fx faster than cp -a (target 20x); diff --stat %.1f ms (target 100 ms);\n' \
+	"$(awk -v a="$cpa" -v b="$snap" 'BEGIN{print a/b}')" "$(awk -v a="$cpr" -v b="$roll" 'BEGIN{print a/b}')" "$stat"
+printf '         cow start-up %+.2f ms over a plain bind (new sandbox), %+.2f ms (existing one) (target +1 ms)\n' \
+	"$(awk -v a="$cow" -v b="$rw" 'BEGIN{print a-b}')" "$(awk -v a="$again" -v b="$rw" 'BEGIN{print a-b}')"

@@ -1,0 +1,184 @@
+#include "session.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "../shared/cleanup.h"
+#include "../shared/strutil.h"
+#include "apply.h"
+#include "snapshot.h"
+
+/* The project's directory name, reduced to what a sandbox name may hold. */
+static void name_from_project(const char *project, char *out, size_t size)
+{
+	const char *base = strrchr(project, '/');
+	size_t n = 0;
+
+	base = base && base[1] ? base + 1 : "workspace";
+	for (const char *p = base; *p && n + 1 < size && n < 40; p++)
+		out[n++] = (isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.') ? *p : '-';
+	out[n] = '\0';
+	if (!n || !isalnum((unsigned char)out[0])) {
+		char copy[64];
+		snprintf(copy, sizeof(copy), "%s", n ? out : "workspace");
+		snprintf(out, size, "ws-%.40s", copy);
+	}
+}
+
+/* The first of NAME, NAME-2, NAME-3, ... that is free or already this project's. */
+static int pick_name(const char *project, char **out, struct ab_error *err)
+{
+	char base[64], candidate[80];
+
+	name_from_project(project, base, sizeof(base));
+	for (int i = 1; i < 100; i++) {
+		struct ab_workspace probe = { .lock_fd = -1 };
+		struct ab_error ignored;
+		if (i == 1)
+			snprintf(candidate, sizeof(candidate), "%s", base);
+		else
+			snprintf(candidate, sizeof(candidate), "%s-%d", base, i);
+		if (ab_workspace_open(candidate, NULL, &probe, &ignored) < 0) {
+			/* unknown: free to take (a broken one would fail again when created) */
+			*out = strdup(candidate);
+			return *out ? 0 : ab_error_set(err, ENOMEM, "cannot name the sandbox");
+		}
+		bool mine = probe.project && strcmp(probe.project, project) == 0;
+		ab_workspace_close(&probe);
+		if (mine) {
+			*out = strdup(candidate);
+			return *out ? 0 : ab_error_set(err, ENOMEM, "cannot name the sandbox");
+		}
+	}
+	return ab_error_set(err, 0, "no free sandbox name for project '%s': pass --name", project);
+}
+
+int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_error *err)
+{
+	char path[4096];
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	s->ws.lock_fd = -1;
+	s->run_lock_fd = -1;
+	if (!cfg->name) {
+		if ((r = pick_name(cfg->workspace, &cfg->name, err)) < 0)
+			return r;
+	}
+	if ((r = ab_workspace_open(cfg->name, cfg->workspace, &s->ws, err)) < 0)
+		return r;
+	/* One run at a time: two overlays on one upper directory would corrupt it. */
+	snprintf(path, sizeof(path), "%s/run.lock", s->ws.dir);
+	s->run_lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->run_lock_fd < 0)
+		return ab_error_set(err, errno, "cannot open '%s'", path);
+	if (flock(s->run_lock_fd, LOCK_EX | LOCK_NB) < 0)
+		return ab_error_set(err, 0, "sandbox '%s' is already running: wait for it, or use another --name",
+				    cfg->name);
+	/* Shared: diff and snapshot may read while we run; apply, rollback and discard wait. */
+	if ((r = ab_workspace_lock(&s->ws, false, err)) < 0)
+		return r;
+	if ((r = ab_snapshot_create(&s->ws, NULL, true, &s->auto_snapshot, err)) < 0)
+		return ab_error_wrap(err, "automatic snapshot of sandbox '%s'", cfg->name);
+	if ((r = ab_session_save_masks(&s->ws, cfg->masks, cfg->n_masks, err)) < 0)
+		return r;
+	free(cfg->overlay_upper);
+	free(cfg->overlay_work);
+	cfg->overlay_upper = strdup(s->ws.upper);
+	cfg->overlay_work = strdup(s->ws.work);
+	if (!cfg->overlay_upper || !cfg->overlay_work)
+		return ab_error_set(err, ENOMEM, "cannot prepare the workspace of '%s'", cfg->name);
+	return 0;
+}
+
+void ab_session_started(struct ab_session *s, pid_t init_pid)
+{
+	char path[4096], text[64];
+
+	snprintf(path, sizeof(path), "%s/running", s->ws.dir);
+	snprintf(text, sizeof(text), "%d %d\n", (int)getpid(), (int)init_pid);
+	/* Written whole or not at all: snapshots read it to find the processes to freeze. */
+	(void)ab_write_file_atomic(path, text, strlen(text), 0600);
+}
+
+int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err)
+{
+	char path[4096];
+	struct ab_change *changes = NULL;
+	size_t n = 0;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/running", s->ws.dir);
+	unlink(path);
+	*n_changes = 0;
+	if ((r = ab_base_capture(&s->ws, err)) < 0)
+		return r;
+	if ((r = ab_changes_collect(s->ws.upper, s->ws.project, NULL, 0, &changes, &n, err)) < 0)
+		return r;
+	*n_changes = n;
+	ab_changes_free(changes, n);
+	return 0;
+}
+
+void ab_session_close(struct ab_session *s)
+{
+	if (s->run_lock_fd >= 0)
+		close(s->run_lock_fd);
+	s->run_lock_fd = -1;
+	free(s->auto_snapshot);
+	s->auto_snapshot = NULL;
+	ab_workspace_close(&s->ws);
+}
+
+int ab_session_save_masks(const struct ab_workspace *ws, char *const *masks, size_t n, struct ab_error *err)
+{
+	char path[4096], tmp[4110];
+	_cleanup_close_ int fd = -1;
+
+	snprintf(path, sizeof(path), "%s/masks", ws->dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return ab_error_set(err, errno, "cannot write '%s'", tmp);
+	for (size_t i = 0; i < n; i++)
+		if (ab_write_all(fd, masks[i], strlen(masks[i]) + 1) < 0) /* NUL-separated */
+			return ab_error_set(err, errno, "cannot write '%s'", tmp);
+	if (fsync(fd) < 0 || rename(tmp, path) < 0)
+		return ab_error_set(err, errno, "cannot write '%s'", path);
+	return 0;
+}
+
+int ab_session_load_masks(const struct ab_workspace *ws, char ***masks, size_t *n, struct ab_error *err)
+{
+	char path[4096];
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	int r;
+
+	*masks = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "%s/masks", ws->dir);
+	r = ab_read_file(path, 64 * 1024, &text, &len);
+	if (r == -ENOENT) {
+		/* never run yet: the defaults */
+		for (size_t i = 0; i < ab_n_default_masks; i++)
+			if (ab_strv_push(masks, n, ab_default_masks[i]) < 0)
+				return ab_error_set(err, ENOMEM, "cannot load the masks");
+		return 0;
+	}
+	if (r < 0)
+		return ab_error_set(err, -r, "cannot read '%s'", path);
+	for (size_t off = 0; off < len;) {
+		size_t l = strnlen(text + off, len - off);
+		if (l && ab_strv_push(masks, n, text + off) < 0)
+			return ab_error_set(err, ENOMEM, "cannot load the masks");
+		off += l + 1;
+	}
+	return 0;
+}

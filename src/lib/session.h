@@ -1,0 +1,33 @@
+/* One run of a sandbox on a copy-on-write workspace, from start to end: the sandbox is
+ * chosen (or named after the project), locked, snapshotted, and afterwards its changes are
+ * counted and their bases kept for merges. */
+#ifndef AB_SESSION_H
+#define AB_SESSION_H
+
+#include <sys/types.h>
+
+#include "../shared/error.h"
+#include "config.h"
+#include "workspace.h"
+
+struct ab_session {
+	struct ab_workspace ws;
+	int run_lock_fd; /* held for the whole run: one run per sandbox at a time */
+	char *auto_snapshot;
+};
+
+/* Picks the sandbox (cfg->name, or the project's directory name, made unique), opens or
+ * creates it, takes the locks, takes the automatic snapshot, and points cfg's overlay
+ * directories at it. Sets cfg->name when it was chosen here. */
+int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_error *err);
+/* Records the running sandbox's init, so snapshots can freeze it. */
+void ab_session_started(struct ab_session *s, pid_t init_pid);
+/* Ends the run: forgets the init, keeps the bases of what changed, counts the changes. */
+int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err);
+void ab_session_close(struct ab_session *s);
+
+/* The masks a sandbox ran with, kept so that apply never writes a masked path. */
+int ab_session_save_masks(const struct ab_workspace *ws, char *const *masks, size_t n, struct ab_error *err);
+int ab_session_load_masks(const struct ab_workspace *ws, char ***masks, size_t *n, struct ab_error *err);
+
+#endif

@@ -1,0 +1,110 @@
+/* The workspace as a transaction: a named sandbox keeps the agent's changes to a project
+ * in an overlayfs upper directory of its own, until they are applied or discarded.
+ *
+ * On disk, under the data root (ab_data_root):
+ *   sandboxes/NAME/
+ *     sandbox.json      {"name", "project", "created"}: written atomically
+ *     lock              flock(2): exclusive for writers (run, snapshot, rollback, apply,
+ *                       discard), shared for readers (diff, snapshots)
+ *     upper/ work/      overlayfs upperdir and workdir; upper holds the changes, with
+ *                       overlay's own markers: whiteouts (0:0 character devices) for
+ *                       deletions, the "user.overlay.opaque" xattr for replaced directories
+ *     manifest          the project as the sandbox first saw it (see manifest below)
+ *     base/             copies of host files as they were before the agent changed them,
+ *                       captured when a run ends (for conflict checks and merges)
+ *     snapshots/SNAP/   upper/ (a copy of upper at that time) and meta.json {"name",
+ *                       "created", "bytes", "auto"}
+ *     manifest.applied  what apply wrote since the manifest was last taken whole:
+ *                       records "MODE SIZE MTIME INO PATH\0" (mode 0: removed); looked up
+ *                       before the manifest, so apply never mistakes its own writes for
+ *                       the host's
+ *     masks             the patterns the sandbox last ran with, NUL-separated
+ *     run.lock          flock(2) held by the one run at a time
+ *     running           while a run is going on: "AGENTBOX_PID INIT_PID\n"
+ */
+#ifndef AB_WORKSPACE_H
+#define AB_WORKSPACE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "../shared/error.h"
+
+#define AB_MAX_SNAPSHOTS 256
+#define AB_MAX_CHANGES 100000
+
+/* $AGENTBOX_DATA_DIR when set (tests), else /var/lib/agentbox for root, else
+ * $XDG_DATA_HOME/agentbox or ~/.local/share/agentbox. Created when missing (0700). */
+int ab_data_root(char **out, struct ab_error *err);
+
+struct ab_workspace {
+	char *name;
+	char *dir;       /* data_root/sandboxes/NAME */
+	char *project;   /* canonical host path of the real project */
+	char *upper;     /* dir/upper */
+	char *work;      /* dir/work */
+	char *base;      /* dir/base */
+	char *manifest;  /* dir/manifest */
+	int lock_fd;     /* -1 when not locked */
+};
+
+/* Opens the sandbox NAME. With project != NULL it is created when missing (writing the
+ * manifest of project), and it is an error when it exists for another project. With
+ * project == NULL it must exist ("unknown sandbox 'NAME'"). A project directory that is
+ * gone or moved is an error that says so; nothing is deleted. */
+int ab_workspace_open(const char *name, const char *project, struct ab_workspace *ws,
+		      struct ab_error *err);
+int ab_workspace_lock(struct ab_workspace *ws, bool exclusive, struct ab_error *err);
+void ab_workspace_close(struct ab_workspace *ws);
+/* Every sandbox name under the data root, sorted. */
+int ab_workspace_list(char ***names, size_t *n, struct ab_error *err);
+
+/* ---- manifest: what the host project looked like when the sandbox last synced ----
+ * One record per entry beneath the project: relative path, type, mode, size, mtime (ns),
+ * inode. Binary-safe for any file name. */
+struct ab_manifest_entry {
+	char *path; /* relative, no leading "/" */
+	mode_t mode; /* type and permission bits */
+	uint64_t size;
+	int64_t mtime_ns;
+	uint64_t ino;
+};
+int ab_manifest_write(const char *project, const char *out_path, struct ab_error *err);
+int ab_manifest_load(const char *path, struct ab_manifest_entry **entries, size_t *n,
+		     struct ab_error *err);
+/* Binary search in a loaded manifest (entries are sorted by path). */
+const struct ab_manifest_entry *ab_manifest_find(const struct ab_manifest_entry *entries, size_t n,
+						 const char *path);
+void ab_manifest_free(struct ab_manifest_entry *entries, size_t n);
+
+/* ---- changes: what the upper directory holds, compared with the project ---- */
+enum ab_change_kind {
+	AB_CHANGE_ADDED,    /* not in the project */
+	AB_CHANGE_MODIFIED, /* content differs (regular files, symlink targets) */
+	AB_CHANGE_DELETED,  /* whiteout, or beneath an opaque directory that replaced it */
+	AB_CHANGE_META,     /* same content; mode or owner changed */
+	AB_CHANGE_TYPE,     /* a file became a directory, a link, ... */
+};
+
+struct ab_change {
+	char *path; /* relative to the project, no leading "/"; may hold any byte but NUL */
+	enum ab_change_kind kind;
+	mode_t old_mode, new_mode; /* 0 when absent on that side */
+	uid_t old_uid, new_uid;
+	gid_t old_gid, new_gid;
+	uint64_t old_size, new_size;
+	char *old_link, *new_link; /* symlink targets, never followed */
+	bool binary;               /* either side is not text (NUL byte in the first 8 KiB) */
+	unsigned char old_sha256[32], new_sha256[32]; /* regular files only */
+};
+
+/* Walks upper against project. `filters` (n_filters) keeps only paths equal to or beneath
+ * one of them (relative to the project). Sorted by path; deletions of a whole directory
+ * list the directory and each entry beneath it. */
+int ab_changes_collect(const char *upper, const char *project, const char *const *filters,
+		       size_t n_filters, struct ab_change **out, size_t *n, struct ab_error *err);
+void ab_changes_free(struct ab_change *changes, size_t n);
+
+#endif

@@ -1,0 +1,230 @@
+#!/bin/bash
+# The workspace as a transaction: the project stays as it was until `apply`; diff, apply,
+# snapshots, rollback and masks, tried for real against the kernel's overlayfs.
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+ab_setup
+
+# A project with a bit of everything.
+mkdir -p "$WS/src/lib" "$WS/docs" "$WS/old"
+printf 'int main(void) { return 0; }\n' >"$WS/src/main.c"
+printf 'line 1\nline 2\nline 3\n' >"$WS/src/lib/util.c"
+printf 'keep me\n' >"$WS/docs/readme.txt"
+printf 'a\n' >"$WS/old/a" && printf 'b\n' >"$WS/old/b"
+printf 'rename me\n' >"$WS/before.txt"
+printf 'mode\n' >"$WS/mode.sh"
+printf 'SECRET_TOKEN=do-not-leak\n' >"$WS/.env"
+printf -- '-----BEGIN PRIVATE KEY-----\n' >"$WS/src/server.pem"
+digest_before=$(tree_digest "$WS")
+
+# ---- the project is untouched by a run that destroys everything ----
+box --name wreck -- sh -c 'rm -rf ./* ./.[!.]* 2>/dev/null; ls -A | wc -l'
+expect_rc "a run that deletes the whole workspace succeeds" 0
+if [ "$(tree_digest "$WS")" = "$digest_before" ]; then
+	pass "the real project is byte-for-byte unchanged after rm -rf of the workspace"
+else
+	fail "the real project is byte-for-byte unchanged after rm -rf of the workspace" "$(last_run)"
+fi
+box --name wreck -- sh -c 'ls -A | tr "\n" " "'
+# What stays: the masked .env and src/server.pem, which the sandbox cannot remove.
+expect_line "the next run continues on the same copy (only the masked files remain)" ".env src "
+ab discard wreck
+expect_rc "discard succeeds" 0
+box --name wreck -- "$P" read "$WS/docs/readme.txt"
+expect_line "after discard the sandbox sees the project again" "read=OK"
+
+# ---- masks ----
+box --name masked -- "$P" read "$WS/.env"
+expect_no_line "a masked .env shows none of its content" "content=SECRET_TOKEN=do-not-leak"
+box --name masked -- sh -c "cat '$WS/.env' '$WS/src/server.pem'; echo end"
+if ! grep -q "do-not-leak\|PRIVATE KEY" <<<"$AB_OUT"; then
+	pass "masked files (.env, *.pem) read empty inside"
+else
+	fail "masked files (.env, *.pem) read empty inside" "$(last_run)"
+fi
+box --name masked --unmask .env -- sh -c "cat '$WS/.env'"
+expect_line "--unmask .env shows it" "SECRET_TOKEN=do-not-leak"
+box --name masked --mask 'readme.txt' -- sh -c "cat '$WS/docs/readme.txt'; echo end"
+expect_no_line "--mask hides a file by name" "keep me"
+
+# ---- diff lists exactly the changes made ----
+box --name d -- sh -c '
+	set -e
+	cd "$1"
+	echo added > added.txt
+	: > empty.txt
+	echo changed >> src/main.c
+	rm docs/readme.txt
+	rm -r old
+	mv before.txt after.txt
+	chmod 755 mode.sh
+	ln -s src/main.c link-to-main
+	ln after.txt hardlink.txt
+	printf "\000\001\002binary" > blob.bin
+	echo spaced > "with space.txt"
+	echo newline > "$(printf "new\nline.txt")"
+' sh "$WS"
+expect_rc "the editing run succeeds" 0
+ab diff d --json
+expect_rc "diff --json succeeds" 0
+json=$AB_OUT
+# check_change PATH KIND: the pretty-printed JSON has "path":"PATH" followed by
+# "change":"KIND" (paths as JSON writes them: '/' may be escaped as '\/').
+check_change() {
+	if sed 's#\\/#/#g; s/^[[:space:]]*//' <<<"$json" |
+		awk -v w="\"path\":\"$1\"," -v k="\"change\":\"$2\"" 'prev == w && index($0, k) == 1 {f = 1} {prev = $0} END {exit !f}'; then
+		pass "diff: $1 is $2"
+	else
+		fail "diff: $1 is $2" "$json"
+	fi
+}
+check_change "added.txt" added
+check_change "empty.txt" added
+check_change "src/main.c" modified
+check_change "docs/readme.txt" deleted
+check_change "old" deleted
+check_change "old/a" deleted
+check_change "before.txt" deleted
+check_change "after.txt" added
+check_change "mode.sh" meta
+check_change "link-to-main" added
+check_change "hardlink.txt" added
+check_change "blob.bin" added
+check_change "with space.txt" added
+check_change 'new\\nline.txt' added
+n_changes=$(grep -c '"change":' <<<"$json")
+if [ "$n_changes" -eq 15 ]; then
+	pass "diff lists exactly the 15 changes made, nothing else"
+else
+	fail "diff lists exactly the 15 changes made, nothing else" "found $n_changes" "$json"
+fi
+if [ "$(tree_digest "$WS")" = "$digest_before" ]; then
+	pass "the project is unchanged until apply"
+else
+	fail "the project is unchanged until apply"
+fi
+ab diff d --stat
+expect_rc "diff --stat succeeds" 0
+ok_if "diff --stat summarises" grep -q "files\? changed" <<<"$AB_OUT"
+ab diff d -- src/main.c
+ok_if "a text diff of one path shows the added line" grep -qx "+changed" <<<"$AB_OUT"
+ab diff d -- link-to-main
+ok_if "a symlink's target is shown, not followed" grep -q "src/main.c" <<<"$AB_OUT"
+
+# ---- apply writes them, and only them ----
+ab apply d --yes
+expect_rc "apply succeeds" 0
+ok_if "applied: the added file is in the project" grep -qx added "$WS/added.txt"
+ok_if "applied: the modification" grep -qx changed "$WS/src/main.c"
+ok_if "applied: the deletion" test ! -e "$WS/docs/readme.txt"
+ok_if "applied: the directory deletion" test ! -e "$WS/old"
+ok_if "applied: the rename" test -f "$WS/after.txt" -a ! -e "$WS/before.txt"
+ok_if "applied: the mode" test -x "$WS/mode.sh"
+ok_if "applied: the symlink, as a symlink" test -L "$WS/link-to-main"
+ok_if "applied: the binary" cmp -s "$WS/blob.bin" <(printf '\000\001\002binary')
+ok_if "applied: the name with a newline" test -f "$WS/$(printf 'new\nline.txt')"
+if [ "$(stat -c %u "$WS/added.txt")" = "$HOST_UID" ]; then
+	pass "applied files belong to the caller"
+else
+	fail "applied files belong to the caller" "$(stat -c '%u' "$WS/added.txt")"
+fi
+ab diff d --stat
+if ! grep -q '|' <<<"$AB_OUT"; then
+	pass "after apply, diff shows nothing left"
+else
+	fail "after apply, diff shows nothing left" "$(last_run)"
+fi
+ab apply d
+expect_rc "apply with nothing to apply is an error" 125
+ok_if "it says so" grep -q "nothing to apply" <<<"$AB_ERR"
+
+# ---- a planted symlink never leads a write outside the project ----
+outside=$T/outside
+mkdir -p "$outside"
+printf 'original\n' >"$outside/victim"
+digest_outside=$(tree_digest "$outside")
+box --name evil -- sh -c "cd '$WS' && ln -s '$outside' escape && ln -s '$outside/victim' victim-link && mkdir -p sub && echo pwned > sub/file"
+ab apply evil --yes
+box --name evil2 -- sh -c "cd '$WS' && rm -rf escape && mkdir escape && echo pwned > escape/victim"
+# the host side: make "escape" a symlink to outside before applying evil2's write through it
+rm -rf "$WS/escape"; ln -s "$outside" "$WS/escape"
+ab apply evil2 --yes --force
+if [ "$(tree_digest "$outside")" = "$digest_outside" ] && grep -qx original "$outside/victim"; then
+	pass "nothing outside the project was written through planted symlinks"
+else
+	fail "nothing outside the project was written through planted symlinks" "$(last_run)" "$(ls -la "$outside")"
+fi
+ok_if "a planted symlink is applied as a symlink at most" test -L "$WS/victim-link"
+rm -rf "$WS/escape" "$WS/victim-link"
+
+# ---- a file the host changed is not overwritten silently ----
+printf 'host v1\n' >"$WS/shared.txt"
+ab discard evil2
+box --name conflict -- sh -c "echo sandbox-edit >> '$WS/shared.txt'"
+sleep 0.01
+printf 'host v2\n' >"$WS/shared.txt"
+ab apply conflict --yes
+if [ "$AB_RC" -ne 0 ] && grep -qi conflict <<<"$AB_OUT$AB_ERR" && grep -qx 'host v2' "$WS/shared.txt"; then
+	pass "apply refuses a file the host changed since the sandbox saw it"
+else
+	fail "apply refuses a file the host changed since the sandbox saw it" "$(last_run)" "$(cat "$WS/shared.txt")"
+fi
+ab apply conflict --yes --force
+ok_if "--force overwrites it" grep -q sandbox-edit "$WS/shared.txt"
+
+# ---- snapshots and rollback restore exactly ----
+box --name snap -- sh -c "echo one > '$WS/s.txt'"
+ab snapshot snap first
+expect_rc "snapshot 'first'" 0
+box --name snap -- sh -c "echo two >> '$WS/s.txt'; echo x > '$WS/x.txt'"
+ab snapshot snap second
+box --name snap -- sh -c "rm '$WS/s.txt'; echo three > '$WS/y.txt'"
+ab snapshot snap third
+ab snapshots snap
+ok_if "snapshots lists the three names" bash -c 'grep -q first <<<"$1" && grep -q second <<<"$1" && grep -q third <<<"$1"' _ "$AB_OUT"
+view() { box --name snap -- sh -c "cd '$WS' && for f in s.txt x.txt y.txt; do printf '%s=' \$f; cat \$f 2>/dev/null | tr '\n' ,; echo; done"; echo "$AB_OUT"; }
+want_third=$(view)
+ab rollback snap first
+expect_rc "rollback to 'first'" 0
+got=$(view)
+if [ "$got" = "$(printf 's.txt=one,\nx.txt=\ny.txt=')" ]; then pass "rollback to 'first' restores exactly"; else fail "rollback to 'first' restores exactly" "$got"; fi
+ab rollback snap second
+got=$(view)
+if [ "$got" = "$(printf 's.txt=one,two,\nx.txt=x,\ny.txt=')" ]; then pass "rollback to 'second' restores exactly"; else fail "rollback to 'second' restores exactly" "$got"; fi
+ab rollback snap third
+got=$(view)
+if [ "$got" = "$want_third" ]; then pass "rollback to 'third' restores exactly"; else fail "rollback to 'third' restores exactly" "$got"; fi
+box --name snap -- sh -c "rm -f '$WS/x.txt'"
+ab rollback snap
+got=$(view)
+if [ "$got" = "$want_third" ]; then pass "rollback with no name undoes the last run"; else fail "rollback with no name undoes the last run" "$got"; fi
+
+# ---- a snapshot while a process writes all the time is consistent ----
+ab_bg "$T/w.out" "$T/w.err" run --name live -- sh -c "cd '$WS'; i=0; while :; do echo \"record-\$i-\$(printf %080d 0)\" >> log.txt; i=\$((i+1)); done"
+sleep 1
+ab snapshot live mid
+expect_rc "a snapshot of a running sandbox succeeds" 0
+kill "$AB_BG_PID" 2>/dev/null; wait_pid_timeout "$AB_BG_PID" 10
+snapfile=$(find "$AGENTBOX_DATA_DIR" -path '*/live/snapshots/mid/upper*' -name log.txt | head -n1)
+if [ -n "$snapfile" ] && [ -s "$snapfile" ] && ! grep -vqE '^record-[0-9]+-0{80}$' "$snapfile"; then
+	pass "the running snapshot holds whole records only ($(wc -l <"$snapfile") lines)"
+else
+	fail "the running snapshot holds whole records only" "file: $snapfile" "$(tail -c 200 "$snapfile" 2>/dev/null | od -c | tail -3)"
+fi
+
+# ---- bad input ----
+ab diff no-such-sandbox
+expect_bad_input "diff of an unknown sandbox" "no-such-sandbox"
+ab rollback snap no-such-snapshot
+expect_bad_input "rollback to an unknown snapshot" "no-such-snapshot"
+ab run --name '../x' -- true
+expect_bad_input "an invalid sandbox name" "[.][.]/x"
+mkdir -p "$T/movable" && cp "$P" "$T/movable/probe"
+(cd "$T/movable" && timeout 20 "$AB" run --name moved -- sh -c 'echo x > new.txt' >/dev/null 2>&1)
+mv "$T/movable" "$T/moved-away"
+ab diff moved
+expect_bad_input "a project directory that moved" "$T/movable"
+ab apply moved --yes
+ok_if "apply to a moved project writes nothing" test ! -e "$T/moved-away/new.txt"
+
+done_testing
