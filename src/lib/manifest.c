@@ -256,6 +256,19 @@ static int write_file(const char *out_path, const struct ab_manifest_entry *v, s
 	return 0;
 }
 
+int ab_manifest_save(const char *out_path, struct ab_manifest_entry *entries, size_t n,
+		     struct ab_error *err)
+{
+	if (n)
+		qsort(entries, n, sizeof(*entries), compare_entries);
+	return write_file(out_path, entries, n, err);
+}
+
+int ab_manifest_reset(const char *out_path, struct ab_error *err)
+{
+	return write_file(out_path, NULL, 0, err);
+}
+
 int ab_manifest_write(const char *project, const char *out_path, struct ab_error *err)
 {
 	struct walker w = { .project = project, .err = err };

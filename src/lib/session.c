@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../shared/cleanup.h"
@@ -59,12 +61,20 @@ static int pick_name(const char *project, char **out, struct ab_error *err)
 	return ab_error_set(err, 0, "no free sandbox name for project '%s': pass --name", project);
 }
 
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_error *err)
 {
 	char path[4096];
 	int r;
 
 	memset(s, 0, sizeof(*s));
+	s->started_ns = now_ns();
 	s->ws.lock_fd = -1;
 	s->run_lock_fd = -1;
 	if (!cfg->name) {
@@ -103,8 +113,64 @@ void ab_session_started(struct ab_session *s, pid_t init_pid)
 
 	snprintf(path, sizeof(path), "%s/running", s->ws.dir);
 	snprintf(text, sizeof(text), "%d %d\n", (int)getpid(), (int)init_pid);
-	/* Written whole or not at all: snapshots read it to find the processes to freeze. */
-	(void)ab_write_file_atomic(path, text, strlen(text), 0600);
+	char tmp[4110];
+	int fd, r;
+
+	/* Written whole or not at all (snapshots read it to find the processes to freeze), but
+	 * not fsync'd: it means nothing after a crash, and the start should stay fast. */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return;
+	r = ab_write_all(fd, text, strlen(text));
+	if (close(fd) < 0 || r < 0 || rename(tmp, path) < 0)
+		unlink(tmp);
+}
+
+/* The host's side of each path this run was the first to change: its entry as it is
+ * now; or, when the host itself touched it after the run began, an entry that matches
+ * nothing, so that apply reports a conflict instead of overwriting the host's edit. */
+static int record_host_side(struct ab_session *s, const struct ab_change *changes, size_t n,
+			    struct ab_error *err)
+{
+	struct ab_manifest_entry *entries = NULL;
+	size_t m = 0, known;
+	int r;
+
+	if ((r = ab_manifest_load(s->ws.manifest, &entries, &m, err)) < 0)
+		return r;
+	known = m;
+	for (size_t i = 0; i < n; i++) {
+		char full[8192];
+		struct stat st;
+		struct ab_manifest_entry *grown;
+		int64_t mtime;
+
+		if (ab_manifest_find(entries, known, changes[i].path))
+			continue;
+		if ((size_t)snprintf(full, sizeof(full), "%s/%s", s->ws.project, changes[i].path) >= sizeof(full) ||
+		    fstatat(AT_FDCWD, full, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue; /* the host has no such path: nothing to protect */
+		grown = realloc(entries, (m + 1) * sizeof(*entries));
+		if (!grown) {
+			ab_manifest_free(entries, m);
+			return ab_error_set(err, ENOMEM, "cannot record the changes of '%s'", s->ws.name);
+		}
+		entries = grown;
+		mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		entries[m] = (struct ab_manifest_entry){ .path = strdup(changes[i].path), .mode = st.st_mode,
+							 .size = (uint64_t)st.st_size,
+							 .mtime_ns = mtime > s->started_ns ? -1 : mtime,
+							 .ino = (uint64_t)st.st_ino };
+		if (!entries[m].path) {
+			ab_manifest_free(entries, m);
+			return ab_error_set(err, ENOMEM, "cannot record the changes of '%s'", s->ws.name);
+		}
+		m++;
+	}
+	r = m > known ? ab_manifest_save(s->ws.manifest, entries, m, err) : 0;
+	ab_manifest_free(entries, m);
+	return r;
 }
 
 int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err)
@@ -117,13 +183,15 @@ int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err
 	snprintf(path, sizeof(path), "%s/running", s->ws.dir);
 	unlink(path);
 	*n_changes = 0;
-	if ((r = ab_base_capture(&s->ws, err)) < 0)
-		return r;
 	if ((r = ab_changes_collect(s->ws.upper, s->ws.project, NULL, 0, &changes, &n, err)) < 0)
 		return r;
 	*n_changes = n;
+	if (n)
+		r = record_host_side(s, changes, n, err);
 	ab_changes_free(changes, n);
-	return 0;
+	if (r >= 0 && n)
+		r = ab_base_capture(&s->ws, err);
+	return r < 0 ? r : 0;
 }
 
 void ab_session_close(struct ab_session *s)
@@ -140,8 +208,24 @@ int ab_session_save_masks(const struct ab_workspace *ws, char *const *masks, siz
 {
 	char path[4096], tmp[4110];
 	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *old = NULL;
+	size_t old_len = 0, want = 0;
 
 	snprintf(path, sizeof(path), "%s/masks", ws->dir);
+	/* Unchanged since the last run (the usual case): nothing to write. */
+	for (size_t i = 0; i < n; i++)
+		want += strlen(masks[i]) + 1;
+	if (ab_read_file(path, 64 * 1024, &old, &old_len) >= 0 && old_len == want) {
+		size_t off = 0;
+		bool same = true;
+		for (size_t i = 0; i < n && same; i++) {
+			size_t l = strlen(masks[i]) + 1;
+			same = memcmp(old + off, masks[i], l) == 0;
+			off += l;
+		}
+		if (same)
+			return 0;
+	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)

@@ -4,6 +4,7 @@
 #ifndef AB_SESSION_H
 #define AB_SESSION_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "../shared/error.h"
@@ -14,6 +15,7 @@ struct ab_session {
 	struct ab_workspace ws;
 	int run_lock_fd; /* held for the whole run: one run per sandbox at a time */
 	char *auto_snapshot;
+	int64_t started_ns; /* wall clock when the run began */
 };
 
 /* Picks the sandbox (cfg->name, or the project's directory name, made unique), opens or

@@ -677,7 +677,10 @@ out:
 	return r;
 }
 
-static int write_meta(const char *dir, const struct ab_snapshot_info *info)
+/* The meta file lands in the snapshot's temporary directory, whose rename commits it.
+ * A snapshot the user named is made durable (fsync); an automatic one, taken before every
+ * run, is not: a crash can lose it, never tear it, and the start stays fast. */
+static int write_meta(const char *dir, const struct ab_snapshot_info *info, bool durable)
 {
 	_cleanup_free_ char *path = NULL;
 	json_object *o = json_object_new_object();
@@ -693,7 +696,16 @@ static int write_meta(const char *dir, const struct ab_snapshot_info *info)
 		r = -ENOMEM;
 	if (r >= 0) {
 		text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-		r = text ? ab_write_file_atomic(path, text, strlen(text), 0600) : -ENOMEM;
+		if (!text)
+			r = -ENOMEM;
+		else if (durable)
+			r = ab_write_file_atomic(path, text, strlen(text), 0600);
+		else {
+			int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+			r = fd < 0 ? -errno : ab_write_all(fd, text, strlen(text));
+			if (fd >= 0)
+				close(fd);
+		}
 	}
 	json_object_put(o);
 	return r;
@@ -793,12 +805,32 @@ int ab_snapshot_remove(struct ab_workspace *ws, const char *name, struct ab_erro
 }
 
 /* Drops the oldest automatic snapshots while there are more than keep of them. */
+/* Snapshot directories under snaps whose name starts with prefix ("" for all), counted
+ * from the directory alone: the meta files are read only when a count says they must be. */
+static size_t count_snapshot_dirs(const char *snaps, const char *prefix)
+{
+	DIR *d = opendir(snaps);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.' && strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
 static int prune_automatic(struct ab_workspace *ws, const char *snaps, size_t keep, struct ab_error *err)
 {
 	struct ab_snapshot_info *v = NULL;
 	size_t n = 0, n_auto = 0;
 	int r;
 
+	/* Every automatic snapshot is named "auto-..."; fewer such names than keep: done. */
+	if (count_snapshot_dirs(snaps, "auto-") <= keep)
+		return 0;
 	if ((r = ab_snapshot_list(ws, &v, &n, err)) < 0)
 		return r;
 	for (size_t i = 0; i < n; i++)
@@ -881,25 +913,21 @@ int ab_snapshot_create(struct ab_workspace *ws, const char *name, bool automatic
 	}
 
 	/* Room for one more: the oldest automatic snapshot makes way. */
-	if ((r = ab_snapshot_list(ws, &v, &n, err)) < 0)
-		return r;
-	bool has_auto = false;
-	for (size_t i = 0; i < n; i++)
-		has_auto |= v[i].automatic;
-	ab_snapshot_info_free(v, n);
-	if (n >= AB_MAX_SNAPSHOTS) {
-		if (!has_auto)
-			return ab_error_set(err, 0,
-					    "sandbox '%s' has %d snapshots: remove some with 'agentbox snapshots %s' first",
-					    ws->name, AB_MAX_SNAPSHOTS, ws->name);
+	if (count_snapshot_dirs(snaps, "") >= AB_MAX_SNAPSHOTS) {
 		size_t n_auto = 0;
 		if ((r = ab_snapshot_list(ws, &v, &n, err)) < 0)
 			return r;
 		for (size_t i = 0; i < n; i++)
 			n_auto += v[i].automatic;
 		ab_snapshot_info_free(v, n);
-		if ((r = prune_automatic(ws, snaps, n_auto - 1, err)) < 0)
-			return r;
+		if (n >= AB_MAX_SNAPSHOTS) {
+			if (!n_auto)
+				return ab_error_set(err, 0,
+						    "sandbox '%s' has %d snapshots: remove some with 'agentbox snapshots %s' first",
+						    ws->name, AB_MAX_SNAPSHOTS, ws->name);
+			if ((r = prune_automatic(ws, snaps, n_auto - 1, err)) < 0)
+				return r;
+		}
 	}
 
 	/* Per process: snapshots may be taken under a shared lock, two at a time. */
@@ -929,7 +957,7 @@ int ab_snapshot_create(struct ab_workspace *ws, const char *name, bool automatic
 	info.automatic = automatic;
 	for (int attempt = 0;; attempt++) {
 		info.name = chosen;
-		if ((r = write_meta(tmp, &info)) < 0) {
+		if ((r = write_meta(tmp, &info, !automatic)) < 0) {
 			r = ab_error_set(err, -r, "cannot write '%s/meta.json'", tmp);
 			goto fail;
 		}
@@ -959,7 +987,8 @@ int ab_snapshot_create(struct ab_workspace *ws, const char *name, bool automatic
 			goto fail;
 		}
 	}
-	(void)fsync_dir(snaps);
+	if (!automatic)
+		(void)fsync_dir(snaps);
 	if (automatic && (r = prune_automatic(ws, snaps, AB_MAX_AUTO_SNAPSHOTS, err)) < 0)
 		return r;
 	if (created_name)
@@ -1054,7 +1083,7 @@ int ab_workspace_discard(struct ab_workspace *ws, struct ab_error *err)
 		return ab_error_set(err, -r, "cannot empty '%s'", ws->base);
 	if ((r = ensure_dir(ws->base, err)) < 0)
 		return r;
-	if ((r = ab_manifest_write(ws->project, ws->manifest, err)) < 0)
+	if ((r = ab_manifest_reset(ws->manifest, err)) < 0)
 		return ab_error_wrap(err, "cannot discard the changes of sandbox '%s'", ws->name);
 	return 0;
 }

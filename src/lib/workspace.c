@@ -207,7 +207,7 @@ static int create_sandbox(const char *sandboxes, const char *name, const char *p
 			r = ab_error_set(err, ENOMEM, "cannot create sandbox '%s'", name);
 			goto fail;
 		}
-		r = ab_manifest_write(project, manifest, err);
+		r = ab_manifest_reset(manifest, err);
 		if (r < 0) {
 			ab_error_wrap(err, "cannot create sandbox '%s'", name);
 			goto fail;

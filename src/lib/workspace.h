@@ -9,7 +9,8 @@
  *     upper/ work/      overlayfs upperdir and workdir; upper holds the changes, with
  *                       overlay's own markers: whiteouts (0:0 character devices) for
  *                       deletions, the "user.overlay.opaque" xattr for replaced directories
- *     manifest          the project as the sandbox first saw it (see manifest below)
+ *     manifest          the host's version of each path the sandbox changed, as it was
+ *                       when the sandbox changed it (recorded when each run ends)
  *     base/             copies of host files as they were before the agent changed them,
  *                       captured when a run ends (for conflict checks and merges)
  *     snapshots/SNAP/   upper/ (a copy of upper at that time) and meta.json {"name",
@@ -61,9 +62,13 @@ void ab_workspace_close(struct ab_workspace *ws);
 /* Every sandbox name under the data root, sorted. */
 int ab_workspace_list(char ***names, size_t *n, struct ab_error *err);
 
-/* ---- manifest: what the host project looked like when the sandbox last synced ----
+/* ---- manifest: the host's side of what the sandbox changed ----
  * One record per entry beneath the project: relative path, type, mode, size, mtime (ns),
- * inode. Binary-safe for any file name. */
+ * inode. Binary-safe for any file name. A sandbox starts with an empty manifest; when a run
+ * ends, each path it changed for the first time gets the host's entry as it is then, so
+ * that apply can tell a host edit made later (a conflict) from the version the sandbox
+ * worked on. Taking it per changed path keeps a sandbox's start independent of the
+ * project's size. */
 struct ab_manifest_entry {
 	char *path; /* relative, no leading "/" */
 	mode_t mode; /* type and permission bits */
@@ -71,7 +76,12 @@ struct ab_manifest_entry {
 	int64_t mtime_ns;
 	uint64_t ino;
 };
+/* The whole project (tests and tools); ab_manifest_reset writes an empty manifest. */
 int ab_manifest_write(const char *project, const char *out_path, struct ab_error *err);
+int ab_manifest_reset(const char *out_path, struct ab_error *err);
+/* Writes entries (sorted here) atomically. */
+int ab_manifest_save(const char *out_path, struct ab_manifest_entry *entries, size_t n,
+		     struct ab_error *err);
 int ab_manifest_load(const char *path, struct ab_manifest_entry **entries, size_t *n,
 		     struct ab_error *err);
 /* Binary search in a loaded manifest (entries are sorted by path). */

@@ -172,6 +172,19 @@ fi
 ab apply conflict --yes --force
 ok_if "--force overwrites it" grep -q sandbox-edit "$WS/shared.txt"
 
+# The host edits a file while the sandbox that changed it is still running.
+printf 'host v1\n' >"$WS/during.txt"
+ab_bg "$T/during.out" "$T/during.err" run --name during -- sh -c "echo sandbox-edit >> '$WS/during.txt'; echo edited; sleep 2"
+wait_for_line "$T/during.out" '^edited$' 10
+printf 'host edit during the run\n' >"$WS/during.txt"
+wait_pid_timeout "$AB_BG_PID" 20
+ab apply during --yes
+if [ "$AB_RC" -ne 0 ] && grep -qx 'host edit during the run' "$WS/during.txt"; then
+	pass "a host edit made while the sandbox ran is a conflict too"
+else
+	fail "a host edit made while the sandbox ran is a conflict too" "$(last_run)" "$(cat "$WS/during.txt")"
+fi
+
 # ---- snapshots and rollback restore exactly ----
 box --name snap -- sh -c "echo one > '$WS/s.txt'"
 ab snapshot snap first
