@@ -103,6 +103,7 @@ bench:
 	@scripts/install-deps.sh bench
 	$(MAKE) all
 	bench/run.sh $(B)
+	bench/workspace.sh $(B)
 
 # Coverage-guided fuzzing with libFuzzer (clang), beyond the fixed-seed runs of `make
 # check`: `make fuzz FUZZ_SECONDS=300`. New crashes land in build/fuzz/crash-*.

@@ -41,6 +41,7 @@ done
 echo "project: $(du -sh "$P" | cut -f1), $(find "$P" -type f | wc -l) files"
 
 cd "$P" || exit 1
+sync
 # The agent's work: 100 files changed.
 "$AB" run -q --name bench -- sh -c 'for d in 0 1 2 3 4 5 6 7 8 9; do for f in 0 1 2 3 4 5 6 7 8 9; do echo change >> dir$d/file$f; done; done' || exit 1
 
@@ -50,11 +51,13 @@ for ((i = 0; i < RUNS; i++)); do
 	snap_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
 	t0=$(now_ms); cp -a "$P" "$T/copy$i"; t1=$(now_ms)
 	cp_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
+	sync # untimed: the copy's write-back must not land on the next measurement
 	t0=$(now_ms); "$AB" rollback bench "s$i" || exit 1; t1=$(now_ms)
 	roll_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
 	t0=$(now_ms); rm -rf "$T/restore" && cp -a "$T/copy$i" "$T/restore"; t1=$(now_ms)
 	cprestore_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
 	rm -rf "$T/copy$i" "$T/restore"
+	sync
 	t0=$(now_ms); "$AB" diff bench --stat >/dev/null || exit 1; t1=$(now_ms)
 	stat_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
 done
