@@ -28,7 +28,18 @@ if [ ! -x "$TIMEIT" ]; then
 	${CC:-cc} -std=gnu11 -D_GNU_SOURCE -O2 -o "$TIMEIT" "$SRC/timeit.c" || exit 1
 fi
 
-now_ms() { date +%s%N | awk '{printf "%.3f", $1 / 1000000}'; }
+# Microseconds from bash's own clock, read without starting any process (no command
+# substitution), so nothing is added to what is measured.
+# timed VAR CMD...: runs CMD and appends its wall time in ms to the array VAR.
+timed() {
+	local -n into=$1
+	shift
+	local t0=${EPOCHREALTIME/./}
+	"$@" >/dev/null || return 1
+	local t1=${EPOCHREALTIME/./}
+	into+=("$(((t1 - t0) / 1000)).$(printf '%03d' $(((t1 - t0) % 1000)))")
+}
+restore_copy() { rm -rf "$T/restore" && cp -a "$1" "$T/restore"; }
 # median of the numbers on stdin
 median() { sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -47,19 +58,14 @@ sync
 
 snap_ms=() cp_ms=() roll_ms=() cprestore_ms=() stat_ms=()
 for ((i = 0; i < RUNS; i++)); do
-	t0=$(now_ms); "$AB" snapshot bench "s$i" >/dev/null || exit 1; t1=$(now_ms)
-	snap_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
-	t0=$(now_ms); cp -a "$P" "$T/copy$i"; t1=$(now_ms)
-	cp_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
+	timed snap_ms "$AB" snapshot bench "s$i" || exit 1
+	timed cp_ms cp -a "$P" "$T/copy$i" || exit 1
 	sync # untimed: the copy's write-back must not land on the next measurement
-	t0=$(now_ms); "$AB" rollback bench "s$i" || exit 1; t1=$(now_ms)
-	roll_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
-	t0=$(now_ms); rm -rf "$T/restore" && cp -a "$T/copy$i" "$T/restore"; t1=$(now_ms)
-	cprestore_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
+	timed roll_ms "$AB" rollback bench "s$i" || exit 1
+	timed cprestore_ms restore_copy "$T/copy$i" || exit 1
 	rm -rf "$T/copy$i" "$T/restore"
 	sync
-	t0=$(now_ms); "$AB" diff bench --stat >/dev/null || exit 1; t1=$(now_ms)
-	stat_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
+	timed stat_ms "$AB" diff bench --stat || exit 1
 done
 snap=$(printf '%s\n' "${snap_ms[@]}" | median)
 cpa=$(printf '%s\n' "${cp_ms[@]}" | median)

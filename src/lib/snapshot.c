@@ -17,6 +17,8 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <time.h>
+#include <sys/wait.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../shared/cleanup.h"
@@ -594,6 +596,67 @@ static int ensure_dir(const char *path, struct ab_error *err)
 	return 0;
 }
 
+static int64_t now_ns_for_trash(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Removes path in a detached process, so that the command that discarded it returns
+ * at once: deleting files whose blocks were already written back costs real work (block
+ * bitmaps, the journal), and the user is waiting. The tree is first renamed into the
+ * sandbox's trash/ under a unique name, so nothing else ever sees it again; a trash left
+ * by a crash is emptied the same way by ab_workspace_recover. */
+static int trash_later(struct ab_workspace *ws, const char *path)
+{
+	_cleanup_free_ char *trash = NULL;
+	_cleanup_free_ char *slot = NULL;
+	static unsigned counter;
+	pid_t pid;
+
+	if (asprintf(&trash, "%s/trash", ws->dir) < 0 ||
+	    asprintf(&slot, "%s/%d-%lld-%u", trash, (int)getpid(), (long long)now_ns_for_trash(), counter++) < 0)
+		return -ENOMEM;
+	if (mkdir(trash, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (rename(path, slot) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return remove_path(slot); /* no process to spare: remove it here */
+	if (pid == 0) {
+		/* Every descriptor goes first: the sandbox's lock must never outlive this
+		 * command in the cleaner. Then detached twice over, so that nobody waits for it
+		 * and it holds no terminal; the parent waits only for the first child. */
+		syscall(SYS_close_range, 0, ~0U, 0);
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		(void)ab_remove_tree(AT_FDCWD, slot, false);
+		_exit(0);
+	}
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return 0;
+}
+
+/* Empties a trash left behind (a crash, or a cleaner still at work: the second remover
+ * only finds less to do). */
+static void empty_trash(struct ab_workspace *ws)
+{
+	_cleanup_free_ char *trash = NULL;
+	_cleanup_free_ char *aside = NULL;
+	struct stat st;
+
+	if (asprintf(&trash, "%s/trash", ws->dir) < 0 || lstat(trash, &st) < 0)
+		return;
+	if (asprintf(&aside, "%s/trash.%d", ws->dir, (int)getpid()) < 0 || rename(trash, aside) < 0)
+		return;
+	(void)trash_later(ws, aside);
+}
+
 int ab_workspace_recover(struct ab_workspace *ws, struct ab_error *err)
 {
 	_cleanup_free_ char *new = NULL;
@@ -615,6 +678,7 @@ int ab_workspace_recover(struct ab_workspace *ws, struct ab_error *err)
 		return ab_error_set(err, -r, "cannot remove the leftover '%s'", new);
 	if ((r = remove_path(old)) < 0)
 		return ab_error_set(err, -r, "cannot remove the leftover '%s'", old);
+	empty_trash(ws);
 	if ((r = ensure_dir(ws->upper, err)) < 0 || (r = ensure_dir(ws->work, err)) < 0 ||
 	    (r = ensure_dir(ws->base, err)) < 0 || (r = ensure_dir(snaps, err)) < 0)
 		return r;
@@ -1030,7 +1094,7 @@ static int replace_upper(struct ab_workspace *ws, const char *src, struct ab_err
 		return r;
 	}
 	(void)fsync_dir(ws->dir);
-	if ((r = remove_path(old)) < 0)
+	if ((r = trash_later(ws, old)) < 0)
 		return ab_error_set(err, -r, "cannot remove '%s'", old);
 	/* overlayfs wants an empty work directory of its own */
 	if ((r = remove_path(ws->work)) < 0)
