@@ -169,42 +169,6 @@ static int open_file_beneath(int rootfd, const char *rel, struct stat *st)
 	return TAKE_FD(fd);
 }
 
-static int read_fd(int fd, size_t max, char **out, size_t *len)
-{
-	_cleanup_free_ char *buf = NULL;
-	size_t used = 0, cap = 0;
-
-	for (;;) {
-		if (used == cap) {
-			size_t ncap = cap ? cap * 2 : 65536;
-			char *grown;
-			if (cap > max)
-				return -EFBIG;
-			grown = realloc(buf, ncap + 1);
-			if (!grown)
-				return -ENOMEM;
-			buf = grown;
-			cap = ncap;
-		}
-		ssize_t r = read(fd, buf + used, cap - used);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			break;
-		used += (size_t)r;
-		if (used > max)
-			return -EFBIG;
-	}
-	if (!buf && !(buf = malloc(1)))
-		return -ENOMEM;
-	buf[used] = '\0';
-	*out = TAKE_PTR(buf);
-	*len = used;
-	return 0;
-}
-
 static int read_beneath(int rootfd, const char *rel, size_t max, char **out, size_t *len)
 {
 	struct stat st;
@@ -212,7 +176,7 @@ static int read_beneath(int rootfd, const char *rel, size_t max, char **out, siz
 
 	if (fd < 0)
 		return fd;
-	return read_fd(fd, max, out, len);
+	return ab_read_fd(fd, max, out, len);
 }
 
 static int read_link_beneath(int rootfd, const char *rel, char *buf, size_t size)

@@ -43,11 +43,47 @@ int ab_strv_push(char ***v, size_t *n, const char *s)
 	return 0;
 }
 
+int ab_read_fd(int fd, size_t max, char **out, size_t *len)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t used = 0, cap = 0;
+
+	for (;;) {
+		if (used == cap) {
+			/* Grows as needed: a small file never costs the whole of max. */
+			size_t ncap = cap ? cap * 2 : 4096;
+			char *grown;
+			if (cap > max)
+				return -EFBIG;
+			grown = realloc(buf, ncap + 1);
+			if (!grown)
+				return -ENOMEM;
+			buf = grown;
+			cap = ncap;
+		}
+		ssize_t r = read(fd, buf + used, cap - used);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		used += (size_t)r;
+		if (used > max)
+			return -EFBIG;
+	}
+	if (!buf && !(buf = malloc(1)))
+		return -ENOMEM;
+	buf[used] = '\0';
+	*out = TAKE_PTR(buf);
+	if (len)
+		*len = used;
+	return 0;
+}
+
 int ab_read_file(const char *path, size_t max, char **out, size_t *len)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	_cleanup_free_ char *buf = NULL;
-	size_t used = 0;
 	struct stat st;
 
 	if (fd < 0)
@@ -56,27 +92,7 @@ int ab_read_file(const char *path, size_t max, char **out, size_t *len)
 		return -errno;
 	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
-	buf = malloc(max + 1);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t r = read(fd, buf + used, max + 1 - used);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			break;
-		used += (size_t)r;
-		if (used > max)
-			return -EFBIG;
-	}
-	buf[used] = '\0';
-	if (len)
-		*len = used;
-	*out = TAKE_PTR(buf);
-	return 0;
+	return ab_read_fd(fd, max, out, len);
 }
 
 int ab_write_all(int fd, const void *buf, size_t len)

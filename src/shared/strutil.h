@@ -10,7 +10,9 @@ bool ab_startswith(const char *s, const char *prefix);
 bool ab_path_is_beneath(const char *path, const char *dir);
 /* Appends a copy of s to the NULL-terminated vector *v of *n entries. */
 int ab_strv_push(char ***v, size_t *n, const char *s);
-/* Reads at most max bytes of a file into a NUL-terminated buffer. -EFBIG when larger. */
+/* Reads at most max bytes of a file (or of fd, to its end) into a NUL-terminated buffer.
+ * -EFBIG when larger. */
+int ab_read_fd(int fd, size_t max, char **out, size_t *len);
 int ab_read_file(const char *path, size_t max, char **out, size_t *len);
 /* Writes the whole buffer to path (O_WRONLY|O_CLOEXEC, no create). */
 int ab_write_file(const char *path, const char *buf, size_t len);
