@@ -280,21 +280,29 @@ static void owner_for(int pfd, const char *name, uid_t *uid, gid_t *gid)
 /* Writes data (or the content of src_fd) as pfd/name: temp file, fsync, rename. */
 static int replace_file(int pfd, const char *name, int src_fd, const char *data, size_t len, mode_t mode)
 {
-	char tmp[NAME_MAX + 1];
+	char tmp[NAME_MAX + 1] = "";
 	_cleanup_close_ int fd = -1;
 	uid_t uid;
 	gid_t gid;
 	int r;
 
 	owner_for(pfd, name, &uid, &gid);
-	for (int tries = 0;; tries++) {
-		if ((r = temp_name(name, tmp, sizeof(tmp))) < 0)
-			return r;
-		fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd >= 0)
-			break;
-		if (errno != EEXIST || tries > 16)
-			return -errno;
+	/* The content is written to an unnamed file (O_TMPFILE) and only given a name once it
+	 * is complete and synced: an apply killed while writing leaves nothing behind. Where
+	 * the filesystem has no O_TMPFILE, a named temporary file does the same job. */
+	bool unnamed = true;
+	fd = openat(pfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		unnamed = false;
+		for (int tries = 0;; tries++) {
+			if ((r = temp_name(name, tmp, sizeof(tmp))) < 0)
+				return r;
+			fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (fd >= 0)
+				break;
+			if (errno != EEXIST || tries > 16)
+				return -errno;
+		}
 	}
 	r = src_fd >= 0 ? copy_fd(src_fd, fd) : ab_write_all(fd, data, len);
 	if (r >= 0 && uid != (uid_t)-1 && fchown(fd, uid, gid) < 0)
@@ -303,10 +311,23 @@ static int replace_file(int pfd, const char *name, int src_fd, const char *data,
 		r = -errno;
 	if (r >= 0 && fsync(fd) < 0)
 		r = -errno;
+	if (r >= 0 && unnamed) {
+		char self[64];
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		for (int tries = 0;; tries++) {
+			if ((r = temp_name(name, tmp, sizeof(tmp))) < 0)
+				return r;
+			if (linkat(AT_FDCWD, self, pfd, tmp, AT_SYMLINK_FOLLOW) == 0)
+				break;
+			if (errno != EEXIST || tries > 16)
+				return -errno;
+		}
+	}
 	if (r >= 0 && renameat(pfd, tmp, pfd, name) < 0)
 		r = -errno;
 	if (r < 0) {
-		unlinkat(pfd, tmp, 0);
+		if (tmp[0])
+			unlinkat(pfd, tmp, 0);
 		return r;
 	}
 	fsync_dir(pfd);
