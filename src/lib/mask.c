@@ -34,6 +34,19 @@ bool ab_mask_matches(char *const *patterns, size_t n, const char *rel)
 	return false;
 }
 
+/* Directories the search does not enter: version-control internals and installed
+ * dependencies hold no secrets of the project's own, but can hold hundreds of thousands of
+ * files, and the search runs before every start. */
+static const char *const unsearched_dirs[] = { ".git", ".hg", ".svn", "node_modules" };
+
+static bool unsearched(const char *name)
+{
+	for (size_t i = 0; i < AB_ELEMENTSOF(unsearched_dirs); i++)
+		if (strcmp(name, unsearched_dirs[i]) == 0)
+			return true;
+	return false;
+}
+
 struct walk {
 	char *const *patterns;
 	size_t n_patterns;
@@ -101,7 +114,7 @@ static int walk_dir(struct walk *w, int dirfd, const char *prefix, unsigned dept
 				r = add_hit(w, rel, is_dir);
 			continue; /* a masked directory hides everything beneath it */
 		}
-		if (is_dir) {
+		if (is_dir && !unsearched(de->d_name)) {
 			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub >= 0)
 				r = walk_dir(w, sub, rel, depth + 1);
