@@ -77,7 +77,9 @@ int ab_data_root(char **out, struct ab_error *err)
 		return ab_error_set(err, ENOMEM, "cannot find the data directory");
 	r = mkdir_parents(root, 0700);
 	if (r < 0)
-		return ab_error_set(err, -r, "cannot create the data directory '%s'", root);
+		return ab_error_set(err, -r,
+				    "cannot create the data directory '%s' (choose another with AGENTBOX_DATA_DIR, or run with --workspace-mode rw)",
+				    root);
 	*out = TAKE_PTR(root);
 	return 0;
 }
