@@ -408,6 +408,20 @@ static struct ab_manifest_entry *applied_find(const struct baseline *bl, const c
 }
 
 /* Records are "MODE SIZE MTIME_NS INO PATH\0", the path last so it may hold any byte. */
+/* Room for one more record. */
+static int applied_reserve(struct baseline *bl)
+{
+	if (bl->n_applied == bl->cap_applied) {
+		size_t ncap = bl->cap_applied ? bl->cap_applied * 2 : 64;
+		struct ab_manifest_entry *g = realloc(bl->applied, ncap * sizeof(*g));
+		if (!g)
+			return -ENOMEM;
+		bl->applied = g;
+		bl->cap_applied = ncap;
+	}
+	return 0;
+}
+
 static int applied_load(struct baseline *bl)
 {
 	_cleanup_free_ char *buf = NULL;
@@ -432,14 +446,8 @@ static int applied_load(struct baseline *bl)
 				return -EBADMSG;
 			p = q + 1;
 		}
-		if (bl->n_applied == bl->cap_applied) {
-			size_t ncap = bl->cap_applied ? bl->cap_applied * 2 : 64;
-			struct ab_manifest_entry *g = realloc(bl->applied, ncap * sizeof(*g));
-			if (!g)
-				return -ENOMEM;
-			bl->applied = g;
-			bl->cap_applied = ncap;
-		}
+		if (applied_reserve(bl) < 0)
+			return -ENOMEM;
 		struct ab_manifest_entry *e = &bl->applied[bl->n_applied];
 		*e = (struct ab_manifest_entry){ .mode = (mode_t)v[0], .size = v[1],
 						 .mtime_ns = (int64_t)v[2], .ino = v[3], .path = strdup(p) };
@@ -467,14 +475,8 @@ static int applied_set(struct baseline *bl, const char *path, const struct stat 
 		*e = rec;
 		return 0;
 	}
-	if (bl->n_applied == bl->cap_applied) {
-		size_t ncap = bl->cap_applied ? bl->cap_applied * 2 : 64;
-		struct ab_manifest_entry *g = realloc(bl->applied, ncap * sizeof(*g));
-		if (!g)
-			return -ENOMEM;
-		bl->applied = g;
-		bl->cap_applied = ncap;
-	}
+	if (applied_reserve(bl) < 0)
+		return -ENOMEM;
 	rec.path = strdup(path);
 	if (!rec.path)
 		return -ENOMEM;
