@@ -1,6 +1,6 @@
 /* timeit: wall-clock timer for short commands, used by bench/run.sh.
  *
- *   timeit [-r RUNS] [-w WARMUP] [-t SECONDS] [-e FILE] [-k] [-d FILE] SPEC [:: SPEC]...
+ *   timeit [-r RUNS] [-w WARMUP] [-g MS] [-t SECONDS] [-e FILE] [-k] [-d FILE] SPEC [:: SPEC]...
  *   SPEC := [@LABEL] [+ns=PATH]... [+cwd=DIR] COMMAND [ARG]...
  *
  * Every command runs WARMUP untimed times, then RUNS timed times. With several SPECs the
@@ -11,6 +11,10 @@
  * stderr on /dev/null (stderr on FILE with -e, kept with -k), reap with wait4. The time is
  * CLOCK_MONOTONIC from just before fork to just after the reap. The child leads its own
  * process group, which is killed when a run exceeds -t SECONDS (default 60).
+ *
+ * -g MS pauses MS milliseconds, untimed, after every run: for commands that leave work
+ * behind them in the background (and would otherwise be timed against their own
+ * predecessor's).
  *
  * "{i}" inside an argument becomes the run's sequence number (unique within one timeit), for
  * tools that need a fresh container name on every run.
@@ -73,10 +77,11 @@ static void die(const char *fmt, ...)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: %s [-r RUNS] [-w WARMUP] [-t SECONDS] [-e FILE] [-k] [-d FILE] SPEC [:: SPEC]...\n"
+		"usage: %s [-r RUNS] [-w WARMUP] [-g MS] [-t SECONDS] [-e FILE] [-k] [-d FILE] SPEC [:: SPEC]...\n"
 		"  SPEC := [@LABEL] [+ns=PATH]... [+cwd=DIR] COMMAND [ARG]...\n"
 		"  -r RUNS     timed runs per command (default 20)\n"
 		"  -w WARMUP   untimed runs per command first (default 2)\n"
+		"  -g MS       pause MS milliseconds, untimed, after every run (default 0)\n"
 		"  -t SECONDS  kill a run that takes longer (default 60)\n"
 		"  -e FILE     append the commands' stderr to FILE instead of /dev/null\n"
 		"  -k          keep the commands' stderr on timeit's stderr\n"
@@ -284,6 +289,7 @@ int main(int argc, char **argv)
 	const char *errfile = NULL;
 	const char *dumpfile = NULL;
 	bool keep_err = false;
+	long gap_ms = 0;
 	int opt;
 
 	prog = argv[0];
@@ -291,13 +297,16 @@ int main(int argc, char **argv)
 	if (slash)
 		prog = slash + 1;
 
-	while ((opt = getopt(argc, argv, "+r:w:t:e:kd:h")) != -1) {
+	while ((opt = getopt(argc, argv, "+r:w:g:t:e:kd:h")) != -1) {
 		switch (opt) {
 		case 'r':
 			runs = parse_count(optarg, "run count", 1);
 			break;
 		case 'w':
 			warmup = parse_count(optarg, "warm-up count", 0);
+			break;
+		case 'g':
+			gap_ms = parse_count(optarg, "gap", 0);
 			break;
 		case 't':
 			timeout_s = (double)parse_count(optarg, "timeout", 1);
@@ -405,6 +414,11 @@ int main(int argc, char **argv)
 			bool ok = run_once(s, seq++, &rc, &wall, &cpu, why, sizeof why);
 			if (interrupted)
 				break;
+			if (gap_ms) {
+				struct timespec gap = { .tv_sec = gap_ms / 1000, .tv_nsec = (gap_ms % 1000) * 1000000 };
+				while (nanosleep(&gap, &gap) < 0 && errno == EINTR && !interrupted)
+					;
+			}
 			if (!ok) {
 				s->n_failed++;
 				if (!s->reported) {

@@ -46,6 +46,12 @@ static void run_usage(FILE *out)
 		"the command cannot be run, 127 when it is not found.\n");
 }
 
+static int on_prepare(pid_t init_pid, void *data, struct ab_error *err)
+{
+	(void)init_pid;
+	return ab_session_prepare(data, err);
+}
+
 static void on_started(pid_t init_pid, void *data)
 {
 	ab_session_started(data, init_pid);
@@ -105,7 +111,7 @@ int cmd_run(int argc, char **argv)
 		}
 		have_session = true;
 	}
-	struct ab_run_hooks hooks = { .started = on_started, .data = &session };
+	struct ab_run_hooks hooks = { .prepare = on_prepare, .started = on_started, .data = &session };
 	if (ab_sandbox_run(&cfg, &features, features.seccomp ? &seccomp : NULL, have_session ? &hooks : NULL,
 			   &exit_code, &err) < 0) {
 		fprintf(stderr, "agentbox: %s\n", err.msg);

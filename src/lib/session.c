@@ -94,8 +94,6 @@ int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_erro
 	/* Shared: diff and snapshot may read while we run; apply, rollback and discard wait. */
 	if ((r = ab_workspace_lock(&s->ws, false, err)) < 0)
 		return r;
-	if ((r = ab_snapshot_create(&s->ws, NULL, true, &s->auto_snapshot, err)) < 0)
-		return ab_error_wrap(err, "automatic snapshot of sandbox '%s'", cfg->name);
 	if ((r = ab_session_save_masks(&s->ws, cfg->masks, cfg->n_masks, err)) < 0)
 		return r;
 	free(cfg->overlay_upper);
@@ -105,6 +103,12 @@ int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_erro
 	if (!cfg->overlay_upper || !cfg->overlay_work)
 		return ab_error_set(err, ENOMEM, "cannot prepare the workspace of '%s'", cfg->name);
 	return 0;
+}
+
+int ab_session_prepare(struct ab_session *s, struct ab_error *err)
+{
+	int r = ab_snapshot_create(&s->ws, NULL, true, &s->auto_snapshot, err);
+	return r < 0 ? ab_error_wrap(err, "automatic snapshot of sandbox '%s'", s->ws.name) : 0;
 }
 
 void ab_session_started(struct ab_session *s, pid_t init_pid)
@@ -191,6 +195,9 @@ int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err
 	ab_changes_free(changes, n);
 	if (r >= 0 && n)
 		r = ab_base_capture(&s->ws, err);
+	/* After the run, not before it: the start stays short. */
+	if (r >= 0)
+		r = ab_snapshot_prune(&s->ws, err);
 	return r < 0 ? r : 0;
 }
 

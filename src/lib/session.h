@@ -19,12 +19,16 @@ struct ab_session {
 };
 
 /* Picks the sandbox (cfg->name, or the project's directory name, made unique), opens or
- * creates it, takes the locks, takes the automatic snapshot, and points cfg's overlay
- * directories at it. Sets cfg->name when it was chosen here. */
+ * creates it, takes the locks, and points cfg's overlay directories at it. Sets cfg->name
+ * when it was chosen here. */
 int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_error *err);
+/* Takes the automatic snapshot. Called while the sandbox builds its root (the hook
+ * `prepare` of ab_sandbox_run), before its command may run: the copy overlaps the setup. */
+int ab_session_prepare(struct ab_session *s, struct ab_error *err);
 /* Records the running sandbox's init, so snapshots can freeze it. */
 void ab_session_started(struct ab_session *s, pid_t init_pid);
-/* Ends the run: forgets the init, keeps the bases of what changed, counts the changes. */
+/* Ends the run: forgets the init, keeps the bases of what changed, counts the changes,
+ * drops the oldest automatic snapshots. */
 int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err);
 void ab_session_close(struct ab_session *s);
 

@@ -249,13 +249,13 @@ static int copy_xattrs(struct copier *c, int sfd, int dfd)
 		return errno == ENOTSUP ? 0 : copy_fail(c, errno, "list the xattrs of");
 	if (len == 0)
 		return 0;
-	if (len > XATTR_LIST_MAX_)
-		len = XATTR_LIST_MAX_;
-	list = malloc((size_t)len);
+	/* Room for the largest list: the set may grow between the two calls (the overlay
+	 * records its uuid on the upper root when a run mounts it for the first time). */
+	list = malloc(XATTR_LIST_MAX_);
 	value = malloc(XATTR_VALUE_MAX_);
 	if (!list || !value)
 		return copy_fail(c, ENOMEM, "copy the xattrs of");
-	len = flistxattr(sfd, list, (size_t)len);
+	len = flistxattr(sfd, list, XATTR_LIST_MAX_);
 	if (len < 0)
 		return copy_fail(c, errno, "list the xattrs of");
 	for (ssize_t off = 0; off < len; off += (ssize_t)strlen(list + off) + 1) {
@@ -868,7 +868,6 @@ int ab_snapshot_remove(struct ab_workspace *ws, const char *name, struct ab_erro
 	return 0;
 }
 
-/* Drops the oldest automatic snapshots while there are more than keep of them. */
 /* Snapshot directories under snaps whose name starts with prefix ("" for all), counted
  * from the directory alone: the meta files are read only when a count says they must be. */
 static size_t count_snapshot_dirs(const char *snaps, const char *prefix)
@@ -886,31 +885,82 @@ static size_t count_snapshot_dirs(const char *snaps, const char *prefix)
 	return n;
 }
 
+/* An automatic snapshot's place in time, from its name alone ("auto-YYYYMMDD-HHMMSS-N"):
+ * pruning reads no meta file. */
+struct auto_entry {
+	char *name;
+	unsigned long long stamp;
+	unsigned int seq;
+};
+
+static int compare_auto(const void *a, const void *b)
+{
+	const struct auto_entry *x = a, *y = b;
+
+	if (x->stamp != y->stamp)
+		return x->stamp < y->stamp ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Drops the oldest automatic snapshots while there are more than keep of them. */
 static int prune_automatic(struct ab_workspace *ws, const char *snaps, size_t keep, struct ab_error *err)
 {
-	struct ab_snapshot_info *v = NULL;
-	size_t n = 0, n_auto = 0;
-	int r;
+	struct auto_entry *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
 
-	/* Every automatic snapshot is named "auto-..."; fewer such names than keep: done. */
-	if (count_snapshot_dirs(snaps, "auto-") <= keep)
-		return 0;
-	if ((r = ab_snapshot_list(ws, &v, &n, err)) < 0)
-		return r;
-	for (size_t i = 0; i < n; i++)
-		n_auto += v[i].automatic;
-	for (size_t i = 0; i < n && n_auto > keep; i++) {
-		if (!v[i].automatic)
+	d = opendir(snaps);
+	if (!d)
+		return errno == ENOENT ? 0 : ab_error_set(err, errno, "cannot read '%s'", snaps);
+	while ((de = readdir(d))) {
+		unsigned int day, tod, seq;
+		int end = 0;
+		if (sscanf(de->d_name, "auto-%8u-%6u-%u%n", &day, &tod, &seq, &end) != 3 || de->d_name[end])
 			continue;
-		if ((r = remove_snapshot_dir(snaps, v[i].name)) < 0) {
-			ab_error_set(err, -r, "cannot remove the old snapshot '%s' of sandbox '%s'", v[i].name,
-				     ws->name);
+		if (n == cap) {
+			struct auto_entry *grown = realloc(v, (cap = cap ? cap * 2 : 32) * sizeof(*v));
+			if (!grown) {
+				r = ab_error_set(err, ENOMEM, "cannot prune the snapshots of '%s'", ws->name);
+				break;
+			}
+			v = grown;
+		}
+		v[n] = (struct auto_entry){ .name = strdup(de->d_name),
+					    .stamp = (unsigned long long)day * 1000000 + tod, .seq = seq };
+		if (!v[n].name) {
+			r = ab_error_set(err, ENOMEM, "cannot prune the snapshots of '%s'", ws->name);
 			break;
 		}
-		n_auto--;
+		n++;
 	}
-	ab_snapshot_info_free(v, n);
-	return r < 0 ? r : 0;
+	closedir(d);
+	if (r == 0 && n > keep) {
+		qsort(v, n, sizeof(*v), compare_auto);
+		for (size_t i = 0; i < n - keep; i++) {
+			int e = remove_snapshot_dir(snaps, v[i].name);
+			if (e < 0) {
+				r = ab_error_set(err, -e, "cannot remove the old snapshot '%s' of sandbox '%s'",
+						 v[i].name, ws->name);
+				break;
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+	return r;
+}
+
+int ab_snapshot_prune(struct ab_workspace *ws, struct ab_error *err)
+{
+	_cleanup_free_ char *snaps = NULL;
+	int r;
+
+	if ((r = snapshots_dir(ws, &snaps, err)) < 0)
+		return r;
+	return prune_automatic(ws, snaps, AB_MAX_AUTO_SNAPSHOTS, err);
 }
 
 static bool snapshot_exists(const char *snaps, const char *name)
@@ -1053,8 +1103,6 @@ int ab_snapshot_create(struct ab_workspace *ws, const char *name, bool automatic
 	}
 	if (!automatic)
 		(void)fsync_dir(snaps);
-	if (automatic && (r = prune_automatic(ws, snaps, AB_MAX_AUTO_SNAPSHOTS, err)) < 0)
-		return r;
 	if (created_name)
 		*created_name = TAKE_PTR(chosen);
 	return 0;

@@ -31,6 +31,9 @@ struct ab_snapshot_info {
  * processes are frozen for the copy. *created_name (may be NULL) receives the name. */
 int ab_snapshot_create(struct ab_workspace *ws, const char *name, bool automatic,
 		       char **created_name, struct ab_error *err);
+/* Drops the oldest automatic snapshots beyond AB_MAX_AUTO_SNAPSHOTS. Kept apart from
+ * creation, so that a run's start does not pay for it (its finisher does). */
+int ab_snapshot_prune(struct ab_workspace *ws, struct ab_error *err);
 /* Oldest first; snapshots without a readable meta.json are left out. */
 int ab_snapshot_list(struct ab_workspace *ws, struct ab_snapshot_info **out, size_t *n,
 		     struct ab_error *err);

@@ -72,6 +72,10 @@ __attribute__((noreturn)) static void child_main(const struct ab_config *cfg, co
 		ab_sync_send(sync_fd, AB_SYNC_ERROR, err.code, err.msg, -1);
 		_exit(AB_EXIT_INTERNAL);
 	}
+	/* agentbox may still be preparing (its snapshot of the workspace must come first). */
+	r = ab_sync_recv(sync_fd, &msg, NULL);
+	if (r < 0 || msg.type != AB_SYNC_PROCEED)
+		_exit(AB_EXIT_INTERNAL);
 	ab_init_run(cfg, sync_fd, pty_slave);
 }
 
@@ -210,6 +214,17 @@ int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *featur
 		goto out;
 	}
 	r = ab_sync_send(parent_fd, AB_SYNC_GO, 0, NULL, -1);
+	/* The child builds the sandbox now; what agentbox must do before the command runs
+	 * happens meanwhile, and the child waits for PROCEED before it starts the command. */
+	if (r >= 0 && hooks && hooks->prepare && hooks->prepare(pid, hooks->data, err) < 0) {
+		kill(pid, SIGKILL);
+		wait_child(pid);
+		goto out;
+	}
+	/* A child that already failed has closed its end: its error is still queued for the
+	 * reads below, so a failed send here is not the story to tell. */
+	if (r >= 0)
+		(void)ab_sync_send(parent_fd, AB_SYNC_PROCEED, 0, NULL, -1);
 	for (;;) {
 		int passed = -1;
 		if (r >= 0)

@@ -13,6 +13,10 @@
  * when agentbox itself failed (exit 125), and then *exit_code is untouched. When the
  * command could not be executed, err also holds the reason and the return is 0. */
 struct ab_run_hooks {
+	/* Called in agentbox while the sandbox builds its root, before its command may run:
+	 * work that must precede the command (the automatic snapshot) overlaps the setup
+	 * instead of adding to it. A failure stops the sandbox; err says why. */
+	int (*prepare)(pid_t init_pid, void *data, struct ab_error *err);
 	/* Called in agentbox once the command runs, with the host pid of the sandbox's init. */
 	void (*started)(pid_t init_pid, void *data);
 	void *data;

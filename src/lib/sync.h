@@ -13,6 +13,7 @@ enum ab_sync_type {
 	AB_SYNC_PTY,         /* child -> parent: the terminal's master side, as SCM_RIGHTS */
 	AB_SYNC_STARTED,     /* child -> parent: the command is running */
 	AB_SYNC_EXEC_FAILED, /* child -> parent: the command could not be executed; code = errno */
+	AB_SYNC_PROCEED,     /* parent -> child: agentbox's own preparation is done, run the command */
 };
 
 struct ab_sync_msg {

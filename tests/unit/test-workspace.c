@@ -481,6 +481,8 @@ static void test_snapshots(void)
 	for (int i = 0; i < AB_MAX_AUTO_SNAPSHOTS + 3; i++)
 		if (ab_snapshot_create(&ws, NULL, true, NULL, &err) < 0)
 			printf("# auto snapshot: %s\n", err.msg);
+	err.msg[0] = '\0';
+	ok(ab_snapshot_prune(&ws, &err) == 0, "prune the automatic snapshots %s", err.msg);
 	size_t n_auto = 0;
 	ok(ab_snapshot_list(&ws, &v, &n, &err) == 0, "list after many automatic snapshots");
 	for (size_t i = 0; i < n; i++)
