@@ -79,10 +79,8 @@ printf '%-34s %10.2f %12.2f %7.0fx\n' "rollback" "$roll" "$cpr" "$(awk -v a="$cp
 printf '%-34s %10.2f %12s\n' "diff --stat" "$stat" "-"
 
 # Start-up: cow (a fresh sandbox each run, as a new agent would get) against a plain bind.
-# A cow run hands its end (records, the overlay's unmount and sync) to a finisher process
-# and returns; the next run on the same sandbox waits for that finisher. So two series:
-# "spaced" (30 ms between runs, as when a person or an agent issues commands) and
-# "back-to-back" (each run right after the last, paying for its predecessor's finish).
+# Two series: "spaced" (30 ms between runs, as when a person or an agent issues commands
+# and the disk has settled) and "back-to-back" (each run right after the last).
 starts() { # starts GAP_MS OUT
 	"$TIMEIT" -r "$STARTS" -w 3 -g "$1" \
 		@cow "$AB" run -q --name "start-$1-{i}" -- /bin/true :: \

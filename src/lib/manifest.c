@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../shared/cleanup.h"
+#include "../shared/strutil.h"
 
 #define MAGIC "agentbox-manifest 1\n"
 #define MAGIC_LEN (sizeof(MAGIC) - 1)
@@ -267,6 +268,17 @@ int ab_manifest_save(const char *out_path, struct ab_manifest_entry *entries, si
 int ab_manifest_reset(const char *out_path, struct ab_error *err)
 {
 	return write_file(out_path, NULL, 0, err);
+}
+
+int ab_manifest_init(const char *out_path, struct ab_error *err)
+{
+	unsigned char head[MAGIC_LEN + 8] = { 0 };
+	_cleanup_close_ int fd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	memcpy(head, MAGIC, MAGIC_LEN); /* and a count of zero */
+	if (fd < 0 || ab_write_all(fd, head, sizeof(head)) < 0)
+		return ab_error_set(err, errno, "cannot write the manifest '%s'", out_path);
+	return 0;
 }
 
 int ab_manifest_write(const char *project, const char *out_path, struct ab_error *err)

@@ -240,7 +240,10 @@ int ab_session_save_masks(const struct ab_workspace *ws, char *const *masks, siz
 	for (size_t i = 0; i < n; i++)
 		if (ab_write_all(fd, masks[i], strlen(masks[i]) + 1) < 0) /* NUL-separated */
 			return ab_error_set(err, errno, "cannot write '%s'", tmp);
-	if (fsync(fd) < 0 || rename(tmp, path) < 0)
+	/* Replaced by rename, not forced to disk: after a crash the masks may be the defaults
+	 * again (a missing file), and apply never writes a path the sandbox could not see
+	 * anyway (a mask is a read-only mount there). */
+	if (rename(tmp, path) < 0)
 		return ab_error_set(err, errno, "cannot write '%s'", path);
 	return 0;
 }

@@ -79,6 +79,9 @@ struct ab_manifest_entry {
 /* The whole project (tests and tools); ab_manifest_reset writes an empty manifest. */
 int ab_manifest_write(const char *project, const char *out_path, struct ab_error *err);
 int ab_manifest_reset(const char *out_path, struct ab_error *err);
+/* An empty manifest in a directory not yet published (a sandbox being created): written
+ * once, not forced to disk; the directory's rename publishes it. */
+int ab_manifest_init(const char *out_path, struct ab_error *err);
 /* Writes entries (sorted here) atomically. */
 int ab_manifest_save(const char *out_path, struct ab_manifest_entry *entries, size_t n,
 		     struct ab_error *err);
