@@ -104,6 +104,7 @@ bench:
 	$(MAKE) all
 	bench/run.sh $(B)
 	bench/workspace.sh $(B)
+	bench/lifecycle.sh $(B)
 
 # Coverage-guided fuzzing with libFuzzer (clang), beyond the fixed-seed runs of `make
 # check`: `make fuzz FUZZ_SECONDS=300`. New crashes land in build/fuzz/crash-*.

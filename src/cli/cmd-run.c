@@ -1,5 +1,6 @@
 /* agentbox run: parse, check what the kernel can enforce, build the seccomp filter, then
  * start the sandbox. Everything that can be wrong with the input fails before the clone. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -7,8 +8,7 @@
 #include "../lib/config.h"
 #include "../lib/features.h"
 #include "../lib/seccomp.h"
-#include "../lib/session.h"
-#include "../lib/spawn.h"
+#include "../lib/lifecycle.h"
 #include "../shared/error.h"
 #include "commands.h"
 
@@ -46,21 +46,37 @@ static void run_usage(FILE *out)
 		"the command cannot be run, 127 when it is not found.\n");
 }
 
-static int on_prepare(pid_t init_pid, void *data, struct ab_error *err)
+static void print_size(char *buf, size_t size, uint64_t bytes)
 {
-	(void)init_pid;
-	return ab_session_prepare(data, err);
+	if (bytes >= (1ULL << 30) && !(bytes % (1ULL << 30)))
+		snprintf(buf, size, "%llug", (unsigned long long)(bytes >> 30));
+	else if (bytes >= (1ULL << 20))
+		snprintf(buf, size, "%llum", (unsigned long long)(bytes >> 20));
+	else
+		snprintf(buf, size, "%lluk", (unsigned long long)(bytes >> 10));
 }
 
-static void on_started(pid_t init_pid, void *data)
+/* What a person should know about how the run ended. */
+static void report_end(const struct ab_config *cfg, const struct ab_run_outcome *o)
 {
-	ab_session_started(data, init_pid);
+	char size[32];
+
+	if (strcmp(o->reason, "oom") == 0) {
+		print_size(size, sizeof(size), cfg->limits.memory);
+		fprintf(stderr, "agentbox: out of memory: the sandbox reached its memory limit (--memory %s) and the kernel killed its command\n",
+			size);
+	} else if (strcmp(o->reason, "timeout") == 0) {
+		fprintf(stderr, "agentbox: the sandbox reached its --timeout and was stopped\n");
+	}
+	if (o->n_changes && !cfg->quiet)
+		fprintf(stderr,
+			"agentbox: %zu change%s kept in sandbox '%s' (the project is untouched): "
+			"'agentbox diff %s' to review, 'agentbox apply %s' to take them\n",
+			o->n_changes, o->n_changes == 1 ? "" : "s", o->name, o->name, o->name);
 }
 
 int cmd_run(int argc, char **argv)
 {
-	struct ab_session session = { .run_lock_fd = -1, .ws.lock_fd = -1 };
-	bool have_session = false;
 	struct ab_config cfg;
 	struct ab_features features;
 	struct ab_seccomp_set seccomp = { 0 };
@@ -104,35 +120,22 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "agentbox: %s\n", err.msg);
 		goto out;
 	}
-	if (cfg.workspace_mode == AB_WORKSPACE_COW) {
-		if (ab_session_begin(&cfg, &session, &err) < 0) {
-			fprintf(stderr, "agentbox: %s\n", err.msg);
-			goto out;
-		}
-		have_session = true;
-	}
-	struct ab_run_hooks hooks = { .prepare = on_prepare, .started = on_started, .data = &session };
-	if (ab_sandbox_run(&cfg, &features, features.seccomp ? &seccomp : NULL, have_session ? &hooks : NULL,
-			   &exit_code, &err) < 0) {
+	/* The arguments after "run", recorded for exec (which rebuilds the same confinement). */
+	struct ab_run_outcome outcome;
+	if (ab_lifecycle_run(&cfg, &features, features.seccomp ? &seccomp : NULL, argc, argv, &exit_code, &outcome,
+			     &err) < 0) {
 		fprintf(stderr, "agentbox: %s\n", err.msg);
 		exit_code = AB_EXIT_INTERNAL;
 		goto out;
 	}
+	if (outcome.detached) {
+		printf("%s\n", outcome.name);
+		goto out;
+	}
 	if (err.msg[0])
 		fprintf(stderr, "agentbox: %s\n", err.msg);
-	if (have_session) {
-		size_t n_changes = 0;
-		struct ab_error end_err = { 0 };
-		if (ab_session_end(&session, &n_changes, &end_err) < 0)
-			fprintf(stderr, "agentbox: %s\n", end_err.msg);
-		else if (n_changes && !cfg.quiet)
-			fprintf(stderr,
-				"agentbox: %zu change%s kept in sandbox '%s' (the project is untouched): "
-				"'agentbox diff %s' to review, 'agentbox apply %s' to take them\n",
-				n_changes, n_changes == 1 ? "" : "s", cfg.name, cfg.name, cfg.name);
-	}
+	report_end(&cfg, &outcome);
 out:
-	ab_session_close(&session);
 	ab_seccomp_set_free(&seccomp);
 	ab_config_free(&cfg);
 	return exit_code;

@@ -9,5 +9,14 @@ int cmd_snapshots(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_discard(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_kill(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
 
 #endif

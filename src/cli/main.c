@@ -22,6 +22,15 @@ static const struct command commands[] = {
 	{ "snapshot", cmd_snapshot, "take a snapshot of a sandbox's changes" },
 	{ "snapshots", cmd_snapshots, "list a sandbox's snapshots" },
 	{ "rollback", cmd_rollback, "put a sandbox back as it was at a snapshot" },
+	{ "ps", cmd_ps, "list the running sandboxes (--all: also those that ended)" },
+	{ "attach", cmd_attach, "the live terminal of a detached sandbox (Ctrl-p Ctrl-q detaches)" },
+	{ "logs", cmd_logs, "what a detached sandbox's terminal showed" },
+	{ "exec", cmd_exec, "run another command in a running sandbox, equally confined" },
+	{ "stats", cmd_stats, "what a sandbox uses: CPU, memory, processes, disk, network" },
+	{ "inspect", cmd_inspect, "everything about a sandbox, as JSON" },
+	{ "stop", cmd_stop, "stop a sandbox (TERM, then KILL after a grace period)" },
+	{ "kill", cmd_kill, "send a signal to a sandbox (KILL by default)" },
+	{ "rm", cmd_rm, "remove an ended sandbox's record, logs and cgroup" },
 };
 
 static void usage(FILE *out)

@@ -1,6 +1,7 @@
 /* `agentbox run` options -> one validated struct ab_config.
  * Everything the user can get wrong is caught here, before any namespace is made. */
 #include "config.h"
+#include "config-limits.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -21,7 +22,8 @@
 enum opt_id {
 	OPT_ENV, OPT_ENV_FILE, OPT_VOLUME, OPT_TMPFS, OPT_WORKSPACE, OPT_WORKSPACE_MODE,
 	OPT_ROOTFS, OPT_NETWORK, OPT_SECCOMP, OPT_TTY, OPT_NO_TTY, OPT_USER, OPT_NAME,
-	OPT_EXPLAIN, OPT_REQUIRE, OPT_QUIET, OPT_MASK, OPT_UNMASK,
+	OPT_EXPLAIN, OPT_REQUIRE, OPT_QUIET, OPT_MASK, OPT_UNMASK, OPT_DETACH, OPT_MEMORY,
+	OPT_MEMORY_SWAP, OPT_CPUS, OPT_PIDS_LIMIT, OPT_DISK_LIMIT, OPT_TIMEOUT, OPT_ULIMIT,
 };
 
 struct opt_def {
@@ -51,6 +53,14 @@ static const struct opt_def run_options[] = {
 	{ "quiet", 'q', false, OPT_QUIET },
 	{ "mask", 0, true, OPT_MASK },
 	{ "unmask", 0, true, OPT_UNMASK },
+	{ "detach", 'd', false, OPT_DETACH },
+	{ "memory", 'm', true, OPT_MEMORY },
+	{ "memory-swap", 0, true, OPT_MEMORY_SWAP },
+	{ "cpus", 0, true, OPT_CPUS },
+	{ "pids-limit", 0, true, OPT_PIDS_LIMIT },
+	{ "disk-limit", 0, true, OPT_DISK_LIMIT },
+	{ "timeout", 0, true, OPT_TIMEOUT },
+	{ "ulimit", 0, true, OPT_ULIMIT },
 };
 
 static const struct {
@@ -439,6 +449,7 @@ int ab_config_parse_run(int argc, char **argv, char **environ_in, struct ab_conf
 	int i, r = 0;
 
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->limits.memory_swap = -1;
 	for (size_t m = 0; m < ab_n_default_masks; m++)
 		if ((r = ab_strv_push(&cfg->masks, &cfg->n_masks, ab_default_masks[m])) < 0) {
 			r = ab_error_set(err, -r, "cannot set up the masks");
@@ -614,6 +625,26 @@ int ab_config_parse_run(int argc, char **argv, char **environ_in, struct ab_conf
 		case OPT_UNMASK:
 			r = ab_strv_push(&unmasks, &n_unmasks, value);
 			break;
+		case OPT_DETACH:
+			cfg->detach = true;
+			break;
+		case OPT_MEMORY:
+		case OPT_MEMORY_SWAP:
+		case OPT_CPUS:
+		case OPT_PIDS_LIMIT:
+		case OPT_DISK_LIMIT:
+		case OPT_TIMEOUT:
+		case OPT_ULIMIT: {
+			static const enum ab_limit_option which[] = {
+				[OPT_MEMORY] = AB_LIMIT_MEMORY,	      [OPT_MEMORY_SWAP] = AB_LIMIT_MEMORY_SWAP,
+				[OPT_CPUS] = AB_LIMIT_CPUS,	      [OPT_PIDS_LIMIT] = AB_LIMIT_PIDS,
+				[OPT_DISK_LIMIT] = AB_LIMIT_DISK,     [OPT_TIMEOUT] = AB_LIMIT_TIMEOUT,
+				[OPT_ULIMIT] = AB_LIMIT_ULIMIT,
+			};
+			if ((r = ab_parse_limit(which[opt->id], value, &cfg->limits, err)) < 0)
+				goto fail;
+			break;
+		}
 		}
 		if (r < 0) {
 			r = ab_error_set(err, -r, "cannot parse option '%s'", arg);
@@ -762,6 +793,10 @@ int ab_config_parse_run(int argc, char **argv, char **environ_in, struct ab_conf
 			r = ab_error_set(err, 0, "tmpfs '%s' would hide the workspace", cfg->tmpfs[t].dest);
 			goto fail;
 		}
+
+	r = ab_check_limits(cfg, err);
+	if (r < 0)
+		goto fail;
 
 	/* The environment: the safe list, then env files, then -e, in the order given. */
 	r = ab_env_add_safe(&env, environ_in);

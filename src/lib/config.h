@@ -70,6 +70,18 @@ struct ab_tmpfs_spec {
 	uint64_t size_bytes;
 };
 
+/* What a sandbox may take (`run --memory --memory-swap --cpus --pids-limit --disk-limit
+ * --timeout --ulimit nofile=N`). Zero means "no limit" everywhere. */
+struct ab_limits {
+	uint64_t memory;      /* bytes */
+	int64_t memory_swap;  /* bytes of memory + swap; -1: not given, which means no swap */
+	uint64_t cpu_millis;  /* thousandths of a CPU: --cpus 0.5 is 500 */
+	uint64_t pids;        /* processes and threads */
+	uint64_t disk;        /* bytes the sandbox may write (workspace changes, home, /tmp) */
+	uint64_t timeout_ms;  /* the sandbox is stopped after this long */
+	uint64_t nofile;      /* RLIMIT_NOFILE inside; 0: the caller's */
+};
+
 struct ab_config {
 	char **argv; /* the command, NULL-terminated, argv[0] non-empty */
 
@@ -112,11 +124,15 @@ struct ab_config {
 	char **masks;
 	size_t n_masks;
 
+	struct ab_limits limits;
+	bool detach; /* -d: a supervisor of its own runs the sandbox; agentbox returns */
+
 	/* Filled by the front end after parsing, before the clone: */
 	char *overlay_upper; /* cow: the sandbox's upper and work directories */
 	char *overlay_work;
 	struct ab_mask_hit *mask_hits; /* the project's entries that the masks match */
 	size_t n_mask_hits;
+	int limits_mode; /* enum ab_limits_mode (cgroup.h): how the limits are enforced */
 };
 
 struct ab_mask_hit {

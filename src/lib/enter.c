@@ -19,30 +19,34 @@
 #include "userns.h"
 
 /* The terminal lives in the sandbox's own devpts; agentbox gets the master side. */
-static int open_terminal(int sync_fd, int *slave_out, struct ab_error *err)
+int ab_open_terminal(int sync_fd, int *slave_out, struct ab_error *err)
 {
-	_cleanup_close_ int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	_cleanup_close_ int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC), slave = -1;
 	char name[64];
 	int r;
 
+	*slave_out = -1;
 	if (master < 0)
 		return ab_error_set(err, errno, "cannot open the sandbox's '/dev/ptmx'");
 	if (unlockpt(master) < 0 || ptsname_r(master, name, sizeof(name)) != 0)
 		return ab_error_set(err, errno, "cannot set up the sandbox's terminal");
-	*slave_out = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (*slave_out < 0)
+	slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
 		return ab_error_set(err, errno, "cannot open the terminal '%s'", name);
 	r = ab_sync_send(sync_fd, AB_SYNC_PTY, 0, name, master);
 	if (r < 0)
 		return ab_error_set(err, -r, "cannot hand the terminal to agentbox");
+	*slave_out = TAKE_FD(slave);
 	return 0;
 }
 
-/* Returns < 0 when agentbox is already gone. */
+/* Returns < 0 when agentbox is already gone (its end of the socket is closed). */
 static int parent_alive(int sync_fd)
 {
 	struct pollfd p = { .fd = sync_fd, .events = POLLIN };
 
+	if (sync_fd < 0)
+		return 0;
 	if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)))
 		return -EPIPE;
 	return 0;
@@ -51,8 +55,6 @@ static int parent_alive(int sync_fd)
 int ab_enter_sandbox(const struct ab_enter_plan *plan, int *pty_slave, struct ab_error *err)
 {
 	const struct ab_config *cfg = plan->cfg;
-	struct ab_landlock_rule rules[AB_LANDLOCK_MAX_RULES];
-	size_t n_rules;
 	int r;
 
 	*pty_slave = -1;
@@ -72,8 +74,19 @@ int ab_enter_sandbox(const struct ab_enter_plan *plan, int *pty_slave, struct ab
 		return ab_error_set(err, errno, "cannot set the host name '%s'", cfg->hostname);
 
 	/* 4. The terminal, opened while /dev/pts is reachable and before any filter. */
-	if (plan->use_tty && (r = open_terminal(plan->sync_fd, pty_slave, err)) < 0)
+	if (plan->use_tty && (r = ab_open_terminal(plan->sync_fd, pty_slave, err)) < 0)
 		return r;
+
+	/* 5-11. The process itself, confined as every process of the sandbox is. */
+	return ab_confine(cfg, plan->seccomp, plan->landlock_abi, plan->sync_fd, err);
+}
+
+int ab_confine(const struct ab_config *cfg, const struct ab_seccomp_set *sc, int landlock_abi,
+	       int parent_check_fd, struct ab_error *err)
+{
+	struct ab_landlock_rule rules[AB_LANDLOCK_MAX_RULES];
+	size_t n_rules;
+	int r;
 
 	/* 5. Capability bounding set and securebits: needs CAP_SETPCAP, so before the switch. */
 	if ((r = ab_caps_drop_bounding(err)) < 0)
@@ -88,11 +101,12 @@ int ab_enter_sandbox(const struct ab_enter_plan *plan, int *pty_slave, struct ab
 		return ab_error_wrap(err, "capabilities");
 
 	/* 8. The credential change cleared the parent-death signal: set it again, then check
-	 *    that agentbox did not die in between. Not dumpable, so the command (same uid)
-	 *    cannot ptrace its init. */
+	 *    that agentbox did not die in between. Not dumpable (until it execs), so the
+	 *    sandbox's processes (same uid) cannot ptrace its init, nor a command joining
+	 *    the sandbox before its execve. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return ab_error_set(err, errno, "cannot tie the sandbox to agentbox's life");
-	if (parent_alive(plan->sync_fd) < 0)
+	if (parent_alive(parent_check_fd) < 0)
 		return ab_error_set(err, EPIPE, "agentbox exited during setup");
 
 	/* 9. no_new_privs: required by Landlock and unprivileged seccomp, and it makes set-uid
@@ -101,14 +115,14 @@ int ab_enter_sandbox(const struct ab_enter_plan *plan, int *pty_slave, struct ab
 		return ab_error_set(err, errno, "cannot set no_new_privs");
 
 	/* 10. Landlock, mirroring the mounts: a second, independent line on file access. */
-	if (plan->landlock_abi > 0) {
+	if (landlock_abi > 0) {
 		n_rules = ab_landlock_rules_for(cfg, rules);
-		if ((r = ab_landlock_apply(rules, n_rules, plan->landlock_abi, err)) < 0)
+		if ((r = ab_landlock_apply(rules, n_rules, landlock_abi, err)) < 0)
 			return ab_error_wrap(err, "landlock");
 	}
 
 	/* 11. Seccomp last: the filter would refuse the set-up calls above (mount, sethostname). */
-	if (plan->seccomp && (r = ab_seccomp_install(plan->seccomp)) < 0)
+	if (sc && (r = ab_seccomp_install(sc)) < 0)
 		return ab_error_set(err, -r, "cannot install the seccomp filter");
 	return 0;
 }

@@ -19,6 +19,7 @@
 #include "../shared/strutil.h"
 #include "mount-policy.h"
 #include "mount.h"
+#include "snapshot.h"
 
 /* While the root is built, "/" is a scratch tmpfs: the host's tree is at OLD, the new root
  * at NEW. Sources are read through OLD; nothing is resolved against the host's "/". */
@@ -26,6 +27,20 @@
 #define NEW "/newroot"
 #define EMPTY_FILE "/empty"
 #define EMPTY_DIR "/emptydir"
+/* With --disk-limit, one tmpfs of that size holds everything the sandbox can write: its
+ * /tmp, its home, its --tmpfs mounts and its copy-on-write changes. */
+#define DISK "/disk"
+
+/* The tmpfs copy of the workspace changes, for agentbox to copy back when the run ends
+ * (see ab_rootfs_take_disk_upper). */
+static int disk_upper_fd = -1;
+
+int ab_rootfs_take_disk_upper(void)
+{
+	int fd = disk_upper_fd;
+	disk_upper_fd = -1;
+	return fd;
+}
 
 static int path_join(char *buf, const char *a, const char *b, struct ab_error *err)
 {
@@ -334,12 +349,16 @@ static int mount_overlay(const struct ab_config *cfg, const char *dst, struct ab
 	APPEND_LITERAL("lowerdir=" OLD);
 	if (r >= 0)
 		r = append_escaped(opts, sizeof(opts), &used, cfg->workspace);
-	APPEND_LITERAL(",upperdir=" OLD);
-	if (r >= 0)
-		r = append_escaped(opts, sizeof(opts), &used, cfg->overlay_upper);
-	APPEND_LITERAL(",workdir=" OLD);
-	if (r >= 0)
-		r = append_escaped(opts, sizeof(opts), &used, cfg->overlay_work);
+	if (cfg->limits.disk) {
+		APPEND_LITERAL(",upperdir=" DISK "/upper,workdir=" DISK "/work");
+	} else {
+		APPEND_LITERAL(",upperdir=" OLD);
+		if (r >= 0)
+			r = append_escaped(opts, sizeof(opts), &used, cfg->overlay_upper);
+		APPEND_LITERAL(",workdir=" OLD);
+		if (r >= 0)
+			r = append_escaped(opts, sizeof(opts), &used, cfg->overlay_work);
+	}
 	APPEND_LITERAL(",userxattr");
 #undef APPEND_LITERAL
 	if (r < 0)
@@ -387,6 +406,42 @@ static int mount_masks(const struct ab_config *cfg, struct ab_error *err)
 	return 0;
 }
 
+/* The --disk-limit tmpfs, with the sandbox's changes so far copied in (their cost follows
+ * the bytes changed, like a snapshot's). */
+static int build_disk(const struct ab_config *cfg, struct ab_error *err)
+{
+	char src[PATH_MAX];
+	int r;
+
+	if (!cfg->limits.disk)
+		return 0;
+	if ((r = ab_mount_tmpfs(DISK, cfg->limits.disk, 0755, MS_NOSUID | MS_NODEV, err)) < 0)
+		return ab_error_wrap(err, "--disk-limit");
+	if (cfg->workspace_mode != AB_WORKSPACE_COW)
+		return 0;
+	if ((r = path_join(src, OLD, cfg->overlay_upper, err)) < 0)
+		return r;
+	if ((r = ab_copy_tree(src, DISK "/upper", NULL, err)) < 0)
+		return ab_error_wrap(err, "the workspace changes do not fit in --disk-limit");
+	if (mkdir(DISK "/work", 0700) < 0)
+		return ab_error_set(err, errno, "cannot prepare the --disk-limit space");
+	disk_upper_fd = open(DISK "/upper", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (disk_upper_fd < 0)
+		return ab_error_set(err, errno, "cannot prepare the --disk-limit space");
+	return 0;
+}
+
+/* A tmpfs-like mount inside the --disk-limit space: a directory of it, bound. */
+static int bind_disk_dir(size_t index, unsigned mode, const char *dst, struct ab_error *err)
+{
+	char dir[64];
+
+	snprintf(dir, sizeof(dir), DISK "/m%zu", index);
+	if (mkdir(dir, 0700) < 0 || chmod(dir, mode) < 0)
+		return ab_error_set(err, errno, "cannot prepare the --disk-limit space");
+	return ab_mount_bind(dir, dst, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, err);
+}
+
 static int build_user_mounts(const struct ab_config *cfg, struct ab_error *err)
 {
 	struct ab_user_mount mounts[AB_MAX_MOUNTS + AB_MAX_TMPFS + 2];
@@ -412,10 +467,12 @@ static int build_user_mounts(const struct ab_config *cfg, struct ab_error *err)
 			return r;
 		switch (m->kind) {
 		case AB_UMOUNT_TMPFS:
-			r = ab_mount_tmpfs(dst, m->size_bytes, 01777, MS_NOSUID | MS_NODEV, err);
+			r = cfg->limits.disk ? bind_disk_dir(i, 01777, dst, err) :
+					       ab_mount_tmpfs(dst, m->size_bytes, 01777, MS_NOSUID | MS_NODEV, err);
 			break;
 		case AB_UMOUNT_HOME:
-			r = ab_mount_tmpfs(dst, m->size_bytes, 0700, MS_NOSUID | MS_NODEV, err);
+			r = cfg->limits.disk ? bind_disk_dir(i, 0700, dst, err) :
+					       ab_mount_tmpfs(dst, m->size_bytes, 0700, MS_NOSUID | MS_NODEV, err);
 			break;
 		case AB_UMOUNT_WORKSPACE:
 			if (cfg->workspace_mode == AB_WORKSPACE_COW) {
@@ -450,7 +507,8 @@ int ab_rootfs_build(const struct ab_config *cfg, struct ab_error *err)
 	 *    through OLD even where the sandbox puts its own tmpfs over them (a workspace in /tmp). */
 	if ((r = ab_mount_tmpfs("/tmp", 4ULL << 20, 0755, MS_NOSUID | MS_NODEV, err)) < 0)
 		return r;
-	if (mkdir("/tmp" OLD, 0755) < 0 || mkdir("/tmp" NEW, 0755) < 0 || mkdir("/tmp" EMPTY_DIR, 0555) < 0)
+	if (mkdir("/tmp" OLD, 0755) < 0 || mkdir("/tmp" NEW, 0755) < 0 || mkdir("/tmp" EMPTY_DIR, 0555) < 0 ||
+	    (cfg->limits.disk && mkdir("/tmp" DISK, 0755) < 0))
 		return ab_error_set(err, errno, "cannot prepare the scratch root");
 	if (syscall(SYS_pivot_root, "/tmp", "/tmp" OLD) < 0)
 		return ab_error_set(err, errno, "cannot pivot into the scratch root");
@@ -468,7 +526,7 @@ int ab_rootfs_build(const struct ab_config *cfg, struct ab_error *err)
 	if ((r = share_system(cfg, err)) < 0 || (r = build_etc(err)) < 0)
 		return r;
 	/* 5. Kernel interfaces, devices, then the user's own mounts (tmp, home, workspace, -v). */
-	if ((r = build_proc_sys(cfg, err)) < 0 || (r = build_dev(err)) < 0 ||
+	if ((r = build_proc_sys(cfg, err)) < 0 || (r = build_dev(err)) < 0 || (r = build_disk(cfg, err)) < 0 ||
 	    (r = build_user_mounts(cfg, err)) < 0 || (r = mount_masks(cfg, err)) < 0)
 		return r;
 	if ((r = ab_mkpath_beneath(NEW, "run", false, err)) < 0)

@@ -24,5 +24,9 @@ size_t ab_rootfs_user_mounts(const struct ab_config *cfg, struct ab_user_mount *
  * the new user namespace. On return the process's root is the sandbox's root and its
  * working directory is the workspace. */
 int ab_rootfs_build(const struct ab_config *cfg, struct ab_error *err);
+/* With --disk-limit and a copy-on-write workspace: an O_PATH descriptor of the changes'
+ * directory inside the sandbox's disk space (once; -1 otherwise), which the sandbox's init
+ * hands to agentbox so that the changes are copied back when the run ends. */
+int ab_rootfs_take_disk_upper(void);
 
 #endif

@@ -1150,6 +1150,11 @@ static int replace_upper(struct ab_workspace *ws, const char *src, struct ab_err
 	return ensure_dir(ws->work, err);
 }
 
+int ab_workspace_replace_upper(struct ab_workspace *ws, const char *src, struct ab_error *err)
+{
+	return replace_upper(ws, src, err);
+}
+
 int ab_snapshot_rollback(struct ab_workspace *ws, const char *name, struct ab_error *err)
 {
 	_cleanup_free_ char *snaps = NULL;

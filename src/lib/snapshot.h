@@ -41,6 +41,10 @@ void ab_snapshot_info_free(struct ab_snapshot_info *v, size_t n);
 /* Replaces upper by a copy of snapshot name (NULL: the newest) and empties work; the
  * snapshot stays. Refused while the sandbox runs. */
 int ab_snapshot_rollback(struct ab_workspace *ws, const char *name, struct ab_error *err);
+/* Puts a copy of the tree at src in place of the sandbox's changes, the way a rollback
+ * does (an interruption leaves the old or the new one): how a --disk-limit run's changes,
+ * kept in the sandbox's own tmpfs, come back. */
+int ab_workspace_replace_upper(struct ab_workspace *ws, const char *src, struct ab_error *err);
 int ab_snapshot_remove(struct ab_workspace *ws, const char *name, struct ab_error *err);
 
 /* Forgets every change: empties upper, base and work and rewrites the manifest from the

@@ -15,9 +15,12 @@
 #include <unistd.h>
 
 #include "../shared/cleanup.h"
+#include "../shared/timer.h"
+#include "cgroup.h"
 #include "enter.h"
 #include "init.h"
 #include "pty.h"
+#include "rootfs.h"
 #include "sync.h"
 #include "userns.h"
 
@@ -68,9 +71,21 @@ __attribute__((noreturn)) static void child_main(const struct ab_config *cfg, co
 	r = ab_sync_recv(sync_fd, &msg, NULL);
 	if (r < 0 || msg.type != AB_SYNC_GO)
 		_exit(AB_EXIT_INTERNAL);
+	/* Resource limits of the process itself (core dumps off, open files, file size, and
+	 * the fallbacks when no cgroup holds the sandbox), inherited by all it starts. */
+	if (ab_rlimits_apply(&cfg->limits, (enum ab_limits_mode)cfg->limits_mode, &err) < 0) {
+		ab_sync_send(sync_fd, AB_SYNC_ERROR, err.code, err.msg, -1);
+		_exit(AB_EXIT_INTERNAL);
+	}
 	if (ab_enter_sandbox(&plan, &pty_slave, &err) < 0) {
 		ab_sync_send(sync_fd, AB_SYNC_ERROR, err.code, err.msg, -1);
 		_exit(AB_EXIT_INTERNAL);
+	}
+	/* The --disk-limit copy of the changes goes to agentbox, which copies it back at the end. */
+	int disk_upper = ab_rootfs_take_disk_upper();
+	if (disk_upper >= 0) {
+		ab_sync_send(sync_fd, AB_SYNC_DISK_UPPER, 0, NULL, disk_upper);
+		close(disk_upper);
 	}
 	/* agentbox may still be preparing (its snapshot of the workspace must come first). */
 	r = ab_sync_recv(sync_fd, &msg, NULL);
@@ -106,12 +121,20 @@ static void drain_master(int master)
 	}
 }
 
-/* Follows the sandbox until its init exits: forwards signals, relays the terminal. */
-static int supervise(pid_t pid, int sfd, int master, int *exit_code)
+/* How long a sandbox stopped by --timeout has between SIGTERM and SIGKILL. */
+#define AB_STOP_GRACE_MS 10000
+
+/* Follows the sandbox until its init exits: forwards signals, relays the terminal, stops
+ * it at --timeout (TERM to the command through its init, KILL after a grace period). */
+static int supervise(pid_t pid, int sfd, int master, uint64_t timeout_ms, bool *timed_out, int *exit_code)
 {
 	struct ab_tty_state tty = { 0 };
 	bool stdin_open = master >= 0, master_open = master >= 0;
+	_cleanup_close_ int tfd = -1;
 	int status = 0;
+
+	if (timeout_ms)
+		(void)ab_timer_arm(&tfd, timeout_ms);
 
 	if (master >= 0) {
 		ab_tty_copy_winsize(STDIN_FILENO, master);
@@ -119,13 +142,25 @@ static int supervise(pid_t pid, int sfd, int master, int *exit_code)
 		fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
 	}
 	for (;;) {
-		struct pollfd p[3] = {
+		struct pollfd p[4] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = master_open ? master : -1, .events = POLLIN },
 			{ .fd = stdin_open ? STDIN_FILENO : -1, .events = POLLIN },
+			{ .fd = tfd, .events = POLLIN },
 		};
-		if (poll(p, 3, -1) < 0 && errno != EINTR)
+		if (poll(p, 4, -1) < 0 && errno != EINTR)
 			break;
+		if (p[3].revents & POLLIN) {
+			uint64_t ticks;
+			(void)!read(tfd, &ticks, sizeof(ticks));
+			if (!*timed_out) {
+				*timed_out = true;
+				kill(pid, SIGTERM); /* init passes it to the command */
+				(void)ab_timer_arm(&tfd, AB_STOP_GRACE_MS);
+			} else {
+				kill(pid, SIGKILL); /* the whole sandbox goes with its init */
+			}
+		}
 		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
 			int r;
 			while ((r = ab_tty_pump(master, STDOUT_FILENO)) == 0)
@@ -159,7 +194,7 @@ static int supervise(pid_t pid, int sfd, int master, int *exit_code)
 }
 
 int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *features,
-		   const struct ab_seccomp_set *seccomp, const struct ab_run_hooks *hooks, int *exit_code,
+		   const struct ab_seccomp_set *seccomp, struct ab_run_hooks *hooks, int *exit_code,
 		   struct ab_error *err)
 {
 	_cleanup_close_ int parent_fd = -1, child_fd = -1, sfd = -1, master = -1;
@@ -213,6 +248,11 @@ int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *featur
 		wait_child(pid);
 		goto out;
 	}
+	if (hooks && hooks->placed && (r = hooks->placed(pid, hooks->data, err)) < 0) {
+		kill(pid, SIGKILL);
+		wait_child(pid);
+		goto out;
+	}
 	r = ab_sync_send(parent_fd, AB_SYNC_GO, 0, NULL, -1);
 	/* The child builds the sandbox now; what agentbox must do before the command runs
 	 * happens meanwhile, and the child waits for PROCEED before it starts the command. */
@@ -240,6 +280,13 @@ int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *featur
 			master = passed;
 			continue;
 		}
+		if (msg.type == AB_SYNC_DISK_UPPER) {
+			if (hooks && hooks->disk_upper_fd < 0)
+				hooks->disk_upper_fd = passed;
+			else if (passed >= 0)
+				close(passed);
+			continue;
+		}
 		if (passed >= 0)
 			close(passed);
 		if (msg.type == AB_SYNC_ERROR) {
@@ -263,7 +310,15 @@ int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *featur
 	err->msg[0] = '\0';
 	if (hooks && hooks->started)
 		hooks->started(pid, hooks->data);
-	r = supervise(pid, sfd, master, exit_code);
+	if (hooks && hooks->supervise) {
+		*exit_code = hooks->supervise(pid, sfd, master, hooks->data);
+		r = 0;
+	} else {
+		bool timed_out = false;
+		r = supervise(pid, sfd, master, cfg->limits.timeout_ms, &timed_out, exit_code);
+		if (hooks)
+			hooks->timed_out = timed_out;
+	}
 out:
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return r;

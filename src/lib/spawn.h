@@ -3,6 +3,8 @@
 #ifndef AB_SPAWN_H
 #define AB_SPAWN_H
 
+#include <stdbool.h>
+
 #include "../shared/error.h"
 #include "config.h"
 #include "features.h"
@@ -13,17 +15,30 @@
  * when agentbox itself failed (exit 125), and then *exit_code is untouched. When the
  * command could not be executed, err also holds the reason and the return is 0. */
 struct ab_run_hooks {
+	/* Called in agentbox after the id maps are written and before the sandbox does
+	 * anything: the place to put its init into the sandbox's cgroup. */
+	int (*placed)(pid_t init_pid, void *data, struct ab_error *err);
 	/* Called in agentbox while the sandbox builds its root, before its command may run:
 	 * work that must precede the command (the automatic snapshot) overlaps the setup
 	 * instead of adding to it. A failure stops the sandbox; err says why. */
 	int (*prepare)(pid_t init_pid, void *data, struct ab_error *err);
 	/* Called in agentbox once the command runs, with the host pid of the sandbox's init. */
 	void (*started)(pid_t init_pid, void *data);
+	/* When set, follows the sandbox instead of the built-in relay to agentbox's own
+	 * terminal (a detached sandbox's supervisor): sfd is the signalfd (SIGCHLD and the
+	 * forwarded signals), master the terminal's master or -1. Returns the exit status. */
+	int (*supervise)(pid_t init_pid, int sfd, int master, void *data);
 	void *data;
+	/* Set when --timeout stopped the sandbox (built-in relay only; a custom supervise
+	 * keeps its own). */
+	bool timed_out;
+	/* With --disk-limit and a copy-on-write workspace, the sandbox's changes live in its own
+	 * tmpfs: a descriptor of them arrives here (initialize to -1; the caller closes it). */
+	int disk_upper_fd;
 };
 
 int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *features,
-		   const struct ab_seccomp_set *seccomp, const struct ab_run_hooks *hooks, int *exit_code,
+		   const struct ab_seccomp_set *seccomp, struct ab_run_hooks *hooks, int *exit_code,
 		   struct ab_error *err);
 
 #endif

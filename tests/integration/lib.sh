@@ -108,6 +108,8 @@ ab_setup() {
 	chmod 0755 "$P"
 	# Every sandbox's state (copy-on-write changes, snapshots) stays in this scratch tree.
 	export AGENTBOX_DATA_DIR=$T/data
+	# ... and so do the records of running sandboxes (ps, attach, logs).
+	export AGENTBOX_RUN_DIR=$T/run
 	AB_OUT_FILE=$T/.ab-stdout
 	AB_ERR_FILE=$T/.ab-stderr
 	HOST_UID=$(id -u)
@@ -128,6 +130,13 @@ ab_cleanup() {
 	for pid in "${AB_BG_PIDS[@]}"; do
 		kill -9 "$pid" 2>/dev/null
 	done
+	# Detached sandboxes a test left behind: removed with everything they hold.
+	if [ -n "${T:-}" ] && [ -d "$T/run" ]; then
+		local d
+		for d in "$T"/run/*/; do
+			[ -d "$d" ] && "$AB" rm --force "$(basename "$d")" >/dev/null 2>&1
+		done
+	fi
 	if [ -n "${T:-}" ] && [ -d "$T" ]; then
 		chmod -R u+rwX "$T" 2>/dev/null
 		rm -rf "$T"
@@ -333,4 +342,21 @@ pids_with_arg() {
 # (directories the caller cannot read count as they are seen).
 tree_digest() {
 	(cd "$1" && find . -printf '%p %s %m %u %T@\n' 2>/dev/null | LC_ALL=C sort | md5sum)
+}
+
+# ---- detached sandboxes ---------------------------------------------------------------
+
+# field NAME KEY: KEY's top-level value in `agentbox inspect NAME` (strings unquoted).
+field() {
+	"$AB" inspect "$1" 2>/dev/null | sed -n "s/^  \"$2\":\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" | head -n 1
+}
+
+# wait_status NAME STATUS [SECONDS]: polls inspect until the sandbox has that status.
+wait_status() {
+	local i
+	for ((i = 0; i < ${3:-10} * 20; i++)); do
+		[ "$(field "$1" status)" = "$2" ] && return 0
+		sleep 0.05
+	done
+	return 1
 }
