@@ -181,7 +181,7 @@ int ab_check_limits(const struct ab_config *cfg, struct ab_error *err)
 	if (lim->memory_swap == INT64_MAX && !lim->memory)
 		return ab_error_set(err, 0, "--memory-swap needs --memory: it is the total of memory and swap");
 	if (lim->cpu_millis && cpus > 0 && lim->cpu_millis > (uint64_t)cpus * 1000)
-		return ab_error_set(err, 0, "--cpus %.2f is more than the %ld CPUs of this machine", lim->cpu_millis / 1000.0,
+		return ab_error_set(err, 0, "--cpus '%g' is more than the %ld CPUs of this machine", (double)lim->cpu_millis / 1000.0,
 				    cpus);
 	if (lim->disk && cfg->workspace_mode == AB_WORKSPACE_RW)
 		return ab_error_set(err, 0, "--disk-limit cannot bound the workspace '%s' in rw mode (the sandbox writes the project itself): use --workspace-mode cow or ro",

@@ -511,61 +511,25 @@ static void forward(int pidfd, int sig)
 	syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
-/* What the command wrote last may still be in the terminal layer after it exits (see
- * spawn.c): read until hang-up, with a bound in case a descendant keeps the slave open. */
-static void drain_master(int master)
+static bool relay_signal(const struct signalfd_siginfo *si, void *ctx)
 {
-	for (;;) {
-		struct pollfd p = { .fd = master, .events = POLLIN };
-		if (poll(&p, 1, 500) <= 0 || ab_tty_pump(master, STDOUT_FILENO) == -EPIPE)
-			return;
-	}
+	forward(*(int *)ctx, (int)si->ssi_signo);
+	return false;
+}
+
+static bool relay_done(void *ctx)
+{
+	(void)ctx;
+	return true; /* the command's pidfd: it exited */
 }
 
 /* Follows the command until it exits: forwards signals, relays the terminal. */
 static int relay(int cmd_pidfd, int sfd, int master, int *exit_code)
 {
-	struct ab_tty_state tty = { 0 };
-	bool stdin_open = master >= 0, master_open = master >= 0;
+	struct ab_relay r = { .sfd = sfd, .master = master, .extra_fd = cmd_pidfd, .on_signal = relay_signal,
+			      .on_extra = relay_done, .ctx = &cmd_pidfd };
 
-	if (master >= 0) {
-		ab_tty_copy_winsize(STDIN_FILENO, master);
-		ab_tty_make_raw(STDIN_FILENO, &tty);
-		fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
-	}
-	for (;;) {
-		struct pollfd p[4] = {
-			{ .fd = sfd, .events = POLLIN },
-			{ .fd = master_open ? master : -1, .events = POLLIN },
-			{ .fd = stdin_open ? STDIN_FILENO : -1, .events = POLLIN },
-			{ .fd = cmd_pidfd, .events = POLLIN },
-		};
-		if (poll(p, 4, -1) < 0 && errno != EINTR)
-			break;
-		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-			int r;
-			while ((r = ab_tty_pump(master, STDOUT_FILENO)) == 0)
-				;
-			if (r == -EPIPE)
-				master_open = false;
-		}
-		if ((p[2].revents & (POLLIN | POLLHUP | POLLERR)) && ab_tty_pump(STDIN_FILENO, master) == -EPIPE)
-			stdin_open = false;
-		if (p[0].revents & POLLIN) {
-			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-				if (si.ssi_signo == SIGWINCH && master >= 0)
-					ab_tty_copy_winsize(STDIN_FILENO, master); /* the kernel tells the command */
-				else
-					forward(cmd_pidfd, (int)si.ssi_signo);
-			}
-		}
-		if (p[3].revents & POLLIN)
-			break;
-	}
-	if (master_open)
-		drain_master(master);
-	ab_tty_restore(STDIN_FILENO, &tty);
+	ab_relay_terminal(&r);
 	*exit_code = reap(cmd_pidfd);
 	return 0;
 }

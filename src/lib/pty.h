@@ -18,4 +18,22 @@ void ab_tty_copy_winsize(int from_fd, int to_fd);
  * -EPIPE: `from` is closed (EOF, or EIO from a hung-up master). */
 int ab_tty_pump(int from, int to);
 
+struct signalfd_siginfo;
+
+/* A foreground relay: the caller's terminal (stdin, stdout) to a sandbox terminal's master
+ * and back, and the caller's signals to the sandbox, until the callbacks say it is over. */
+struct ab_relay {
+	int sfd;      /* signalfd: SIGCHLD and the forwarded signals */
+	int master;   /* the terminal's master side, or -1 (then signals only) */
+	int extra_fd; /* one more descriptor to watch (a timer, a pidfd), or -1 */
+	/* Any signal but SIGWINCH with a terminal (which resizes it here). True: it is over. */
+	bool (*on_signal)(const struct signalfd_siginfo *si, void *ctx);
+	/* extra_fd is readable. True: it is over. */
+	bool (*on_extra)(void *ctx);
+	void *ctx;
+};
+/* Puts the caller's terminal in raw mode for the relay and restores it afterwards; what
+ * the sandbox wrote last is drained from the master before it returns. */
+void ab_relay_terminal(const struct ab_relay *r);
+
 #endif

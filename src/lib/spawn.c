@@ -106,91 +106,60 @@ static int wait_child(pid_t pid)
 	return 128 + WTERMSIG(status);
 }
 
-/* After the sandbox is gone, what it wrote last may still be on its way through the
- * terminal layer: read until the master reports the hang-up, with a bound in case a
- * leaked descriptor keeps the terminal open. */
-static void drain_master(int master)
-{
-	for (;;) {
-		struct pollfd p = { .fd = master, .events = POLLIN };
-		if (poll(&p, 1, 500) <= 0)
-			return;
-		int r = ab_tty_pump(master, STDOUT_FILENO);
-		if (r == -EPIPE)
-			return;
-	}
-}
-
 /* How long a sandbox stopped by --timeout has between SIGTERM and SIGKILL. */
 #define AB_STOP_GRACE_MS 10000
 
-/* Follows the sandbox until its init exits: forwards signals, relays the terminal, stops
- * it at --timeout (TERM to the command through its init, KILL after a grace period). */
-static int supervise(pid_t pid, int sfd, int master, uint64_t timeout_ms, bool *timed_out, int *exit_code)
+/* The built-in supervisor of a foreground run: the relay's callbacks. */
+struct follow {
+	pid_t pid;
+	int tfd; /* --timeout, then the grace period */
+	bool timed_out;
+	int status;
+};
+
+static bool follow_signal(const struct signalfd_siginfo *si, void *ctx)
 {
-	struct ab_tty_state tty = { 0 };
-	bool stdin_open = master >= 0, master_open = master >= 0;
-	_cleanup_close_ int tfd = -1;
-	int status = 0;
+	struct follow *f = ctx;
+
+	if (si->ssi_signo == SIGCHLD)
+		return waitpid(f->pid, &f->status, WNOHANG) == f->pid;
+	kill(f->pid, (int)si->ssi_signo); /* init passes it to the command */
+	return false;
+}
+
+/* --timeout: TERM to the command through its init, KILL after a grace period. */
+static bool follow_timer(void *ctx)
+{
+	struct follow *f = ctx;
+	uint64_t ticks;
+
+	(void)!read(f->tfd, &ticks, sizeof(ticks));
+	if (!f->timed_out) {
+		f->timed_out = true;
+		kill(f->pid, SIGTERM);
+		(void)ab_timer_arm(&f->tfd, AB_STOP_GRACE_MS);
+	} else {
+		kill(f->pid, SIGKILL); /* the whole sandbox goes with its init */
+	}
+	return false;
+}
+
+/* Follows the sandbox until its init exits: forwards signals, relays the terminal, stops
+ * it at --timeout. */
+static void supervise(pid_t pid, int sfd, int master, uint64_t timeout_ms, bool *timed_out, int *exit_code)
+{
+	struct follow f = { .pid = pid, .tfd = -1 };
+	struct ab_relay relay = { .sfd = sfd, .master = master, .on_signal = follow_signal,
+				  .on_extra = follow_timer, .ctx = &f };
 
 	if (timeout_ms)
-		(void)ab_timer_arm(&tfd, timeout_ms);
-
-	if (master >= 0) {
-		ab_tty_copy_winsize(STDIN_FILENO, master);
-		ab_tty_make_raw(STDIN_FILENO, &tty);
-		fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
-	}
-	for (;;) {
-		struct pollfd p[4] = {
-			{ .fd = sfd, .events = POLLIN },
-			{ .fd = master_open ? master : -1, .events = POLLIN },
-			{ .fd = stdin_open ? STDIN_FILENO : -1, .events = POLLIN },
-			{ .fd = tfd, .events = POLLIN },
-		};
-		if (poll(p, 4, -1) < 0 && errno != EINTR)
-			break;
-		if (p[3].revents & POLLIN) {
-			uint64_t ticks;
-			(void)!read(tfd, &ticks, sizeof(ticks));
-			if (!*timed_out) {
-				*timed_out = true;
-				kill(pid, SIGTERM); /* init passes it to the command */
-				(void)ab_timer_arm(&tfd, AB_STOP_GRACE_MS);
-			} else {
-				kill(pid, SIGKILL); /* the whole sandbox goes with its init */
-			}
-		}
-		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-			int r;
-			while ((r = ab_tty_pump(master, STDOUT_FILENO)) == 0)
-				;
-			if (r == -EPIPE)
-				master_open = false;
-		}
-		if (p[2].revents & (POLLIN | POLLHUP | POLLERR)) {
-			if (ab_tty_pump(STDIN_FILENO, master) == -EPIPE)
-				stdin_open = false;
-		}
-		if (p[0].revents & POLLIN) {
-			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
-				continue;
-			if (si.ssi_signo == SIGCHLD) {
-				if (waitpid(pid, &status, WNOHANG) == pid)
-					break;
-			} else if (si.ssi_signo == SIGWINCH && master >= 0) {
-				ab_tty_copy_winsize(STDIN_FILENO, master); /* the kernel tells the command */
-			} else {
-				kill(pid, (int)si.ssi_signo);
-			}
-		}
-	}
-	if (master_open)
-		drain_master(master);
-	ab_tty_restore(STDIN_FILENO, &tty);
-	*exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	return 0;
+		(void)ab_timer_arm(&f.tfd, timeout_ms);
+	relay.extra_fd = f.tfd;
+	ab_relay_terminal(&relay);
+	if (f.tfd >= 0)
+		close(f.tfd);
+	*timed_out = f.timed_out;
+	*exit_code = WIFEXITED(f.status) ? WEXITSTATUS(f.status) : 128 + WTERMSIG(f.status);
 }
 
 int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *features,
@@ -315,7 +284,8 @@ int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *featur
 		r = 0;
 	} else {
 		bool timed_out = false;
-		r = supervise(pid, sfd, master, cfg->limits.timeout_ms, &timed_out, exit_code);
+		supervise(pid, sfd, master, cfg->limits.timeout_ms, &timed_out, exit_code);
+		r = 0;
 		if (hooks)
 			hooks->timed_out = timed_out;
 	}

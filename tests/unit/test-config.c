@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/config-limits.h"
 #include "lib/config.h"
 #include "lib/env.h"
 #include "tap.h"
@@ -197,6 +198,57 @@ static void test_pure_helpers(void)
 	ok(!ab_env_name_is_safe("GITHUB_TOKEN") && ab_env_name_is_safe("LC_CTYPE"), "safe list");
 }
 
+static void test_limits(void)
+{
+	struct ab_config cfg;
+	struct ab_error err;
+	uint64_t v;
+
+	ok(ab_parse_duration("90", &v) == 0 && v == 90000, "90: seconds");
+	ok(ab_parse_duration("500ms", &v) == 0 && v == 500, "500ms");
+	ok(ab_parse_duration("1h30m", &v) == 0 && v == 5400000, "1h30m");
+	ok(ab_parse_duration("2d", &v) == 0 && v == 2 * 86400000ULL, "2d");
+	ok(ab_parse_duration("1h30", &v) < 0, "1h30: the last number needs a unit");
+	ok(ab_parse_duration("0s", &v) < 0 && ab_parse_duration("", &v) < 0 && ab_parse_duration("s", &v) < 0,
+	   "zero, empty and unit-only durations refused");
+	ok(ab_parse_duration("5y", &v) < 0 && ab_parse_duration("-5s", &v) < 0, "unknown units and signs refused");
+	ok(ab_parse_duration("999999999999h", &v) < 0, "a duration past a year refused");
+	ok(ab_parse_cpus("2", &v) == 0 && v == 2000, "--cpus 2");
+	ok(ab_parse_cpus("0.5", &v) == 0 && v == 500, "--cpus 0.5");
+	ok(ab_parse_cpus("1.25", &v) == 0 && v == 1250, "--cpus 1.25");
+	ok(ab_parse_cpus("0.0001", &v) < 0 && ab_parse_cpus("0", &v) < 0 && ab_parse_cpus(".5", &v) < 0 &&
+		   ab_parse_cpus("1.", &v) < 0 && ab_parse_cpus("1e3", &v) < 0,
+	   "finer than a thousandth, zero and odd forms refused");
+
+	ok(parse(&cfg, &err, "-w", tmpdir, "--memory", "512m", "--memory-swap", "1g", "--cpus", "1.5", "--pids-limit",
+		 "100", "--disk-limit", "2g", "--timeout", "10m", "--ulimit", "nofile=1024", "-d", "--", "true", NULL) == 0 &&
+		   cfg.limits.memory == 512ULL << 20 && cfg.limits.memory_swap == 1LL << 30 &&
+		   cfg.limits.cpu_millis == 1500 && cfg.limits.pids == 100 && cfg.limits.disk == 2ULL << 30 &&
+		   cfg.limits.timeout_ms == 600000 && cfg.limits.nofile == 1024 && cfg.detach,
+	   "every limit parsed: %s", err.msg);
+	ab_config_free(&cfg);
+	ok(parse(&cfg, &err, "-w", tmpdir, "--", "true", NULL) == 0 && cfg.limits.memory == 0 &&
+		   cfg.limits.memory_swap == -1 && !cfg.detach,
+	   "no limits by default");
+	ab_config_free(&cfg);
+	ok(parse(&cfg, &err, "-w", tmpdir, "--memory", "1k", "--", "true", NULL) < 0 && strstr(err.msg, "'1k'"),
+	   "--memory below 6m: %s", err.msg);
+	ok(parse(&cfg, &err, "-w", tmpdir, "--memory", "1g", "--memory-swap", "512m", "--", "true", NULL) < 0 &&
+		   strstr(err.msg, "at least --memory"),
+	   "--memory-swap below --memory: %s", err.msg);
+	ok(parse(&cfg, &err, "-w", tmpdir, "--cpus", "64", "--", "true", NULL) < 0 && strstr(err.msg, "CPUs of this machine"),
+	   "--cpus above the machine: %s", err.msg);
+	ok(parse(&cfg, &err, "-w", tmpdir, "--pids-limit", "3", "--", "true", NULL) < 0 && strstr(err.msg, "'3'"),
+	   "--pids-limit below 8: %s", err.msg);
+	ok(parse(&cfg, &err, "-w", tmpdir, "--ulimit", "core=1", "--", "true", NULL) < 0 && strstr(err.msg, "'core=1'"),
+	   "--ulimit other than nofile: %s", err.msg);
+	ok(parse(&cfg, &err, "-w", tmpdir, "--workspace-mode", "rw", "--disk-limit", "1g", "--", "true", NULL) < 0 &&
+		   strstr(err.msg, "rw mode"),
+	   "--disk-limit with rw: %s", err.msg);
+	ok(parse(&cfg, &err, "-w", tmpdir, "-d", "--explain", NULL) < 0 && strstr(err.msg, "--detach"),
+	   "-d with --explain: %s", err.msg);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir))
@@ -206,6 +258,7 @@ int main(void)
 	test_bad_input();
 	test_options();
 	test_pure_helpers();
+	test_limits();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd) != 0)
