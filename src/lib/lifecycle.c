@@ -365,8 +365,7 @@ out:
 			(void)ab_state_remove(cfg->name, &(struct ab_error){ 0 });
 		close(lock);
 	}
-	if (rn.have_session)
-		ab_session_close(&rn.session);
+	ab_session_close(&rn.session); /* also a session whose begin failed half way */
 	ab_cgroup_free(&rn.cg);
 	ab_state_free(&rn.st);
 	return r;
