@@ -19,7 +19,7 @@ LDSAN := $(SANFLAGS)
 endif
 CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(OPT) -Isrc $(CFLAGS)
 LDFLAGS_ALL := -Wl,-z,relro,-z,now,-z,noexecstack $(LDSAN) $(LDFLAGS)
-LIBS := -lseccomp -ljson-c -lcrypto
+LIBS := -lseccomp -ljson-c -lmd
 
 LIB_SRC := $(wildcard src/shared/*.c) $(wildcard src/lib/*.c)
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))

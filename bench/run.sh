@@ -199,10 +199,12 @@ AB_RUN=() # how agentbox runs a command, for the syscall part too
 if [ ! -x "$B/agentbox" ]; then
 	skip agentbox "$B/agentbox not found (run make first)"
 else
-	if precheck agentbox "$B/agentbox" run -q -- /bin/true; then
-		AB_RUN=("$B/agentbox" run -q --)
-	elif precheck agentbox "$B/agentbox" run -- /bin/true; then
-		AB_RUN=("$B/agentbox" run --) # no -q in this build
+	# The workspace as a plain bind: none of the peers has a copy-on-write layer, whose
+	# cost bench/workspace.sh measures on its own.
+	if precheck agentbox "$B/agentbox" run -q --workspace-mode rw -- /bin/true; then
+		AB_RUN=("$B/agentbox" run -q --workspace-mode rw --)
+	elif precheck agentbox "$B/agentbox" run -q -- /bin/true; then
+		AB_RUN=("$B/agentbox" run -q --) # a build without workspace modes
 	fi
 	if [ ${#AB_RUN[@]} -gt 0 ]; then
 		AB_OK=1

@@ -6,7 +6,7 @@
 set -eu
 
 purpose=${1:-build}
-build_pkgs="gcc make libc6-dev pkg-config libseccomp-dev libjson-c-dev libssl-dev"
+build_pkgs="gcc make libc6-dev pkg-config libseccomp-dev libjson-c-dev libmd-dev"
 test_pkgs="util-linux iproute2 procps busybox-static debootstrap asciinema"
 bench_pkgs="bubblewrap crun firejail runsc"
 

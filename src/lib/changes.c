@@ -15,15 +15,12 @@
  * Everything is opened with openat(O_NOFOLLOW) relative to the two roots; no symlink is
  * ever followed, link targets are read with readlinkat. Each directory level holds two
  * descriptors while its children are walked. */
-/* The direct SHA-256 functions: the EVP interface looks the algorithm up in a provider
- * store whose first use costs about 2 ms, paid at the end of every run. */
-#define OPENSSL_API_COMPAT 0x10100000L
 #include "workspace.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/sha.h>
+#include <sha2.h> /* libmd: SHA-256 without a crypto library's start-up cost */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -210,7 +207,7 @@ static int file_digest(int dirfd, const char *name, unsigned char sha[32], bool 
 {
 	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
 							 O_CLOEXEC);
-	SHA256_CTX ctx;
+	SHA2_CTX ctx;
 	char buf[65536];
 	size_t seen = 0;
 	struct stat st;
@@ -222,7 +219,7 @@ static int file_digest(int dirfd, const char *name, unsigned char sha[32], bool 
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EBADF; /* replaced while we looked */
-	SHA256_Init(&ctx);
+	SHA256Init(&ctx);
 	while (r == 0) {
 		ssize_t got = read(fd, buf, sizeof(buf));
 		if (got < 0) {
@@ -239,9 +236,9 @@ static int file_digest(int dirfd, const char *name, unsigned char sha[32], bool 
 				*binary = true;
 			seen += probe;
 		}
-		SHA256_Update(&ctx, buf, (size_t)got);
+		SHA256Update(&ctx, (const uint8_t *)buf, (size_t)got);
 	}
-	SHA256_Final(sha, &ctx);
+	SHA256Final(sha, &ctx);
 	return r;
 }
 

@@ -19,7 +19,6 @@
 #include "snapshot.h"
 
 #define STATE_FILE "state.json"
-#define LOCK_FILE "lock"
 #define MAX_STATE_BYTES (1024 * 1024)
 
 static const char *const status_names[] = {
@@ -87,10 +86,17 @@ static int make_private_dir(const char *path, struct ab_error *err)
 
 int ab_run_root(char **out, struct ab_error *err)
 {
+	/* Checked once per process: a run asks for it several times. */
+	static char *checked;
 	const char *env = getenv("AGENTBOX_RUN_DIR");
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
 	_cleanup_free_ char *root = NULL;
 	int r;
+
+	if (checked) {
+		*out = strdup(checked);
+		return *out ? 0 : ab_error_set(err, ENOMEM, "cannot find the state directory");
+	}
 
 	if (env && *env) {
 		if (env[0] != '/')
@@ -108,6 +114,7 @@ int ab_run_root(char **out, struct ab_error *err)
 		return ab_error_set(err, ENOMEM, "cannot find the state directory");
 	if ((r = make_private_dir(root, err)) < 0)
 		return r;
+	checked = strdup(root);
 	*out = TAKE_PTR(root);
 	return 0;
 }
@@ -128,30 +135,38 @@ int ab_state_dir(const char *name, char **out, struct ab_error *err)
 	return 0;
 }
 
-int ab_state_lock(const char *name, bool exclusive, struct ab_error *err)
+/* The lock is the sandbox's state directory itself (flock on its descriptor): no lock
+ * file to create and remove, which on a disk-backed run root costs every run. */
+static int open_dir_locked(const char *dir, const char *name, int how, struct ab_error *err)
 {
-	_cleanup_free_ char *dir = NULL;
-	_cleanup_free_ char *path = NULL;
-	int fd, r;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-	if ((r = ab_state_dir(name, &dir, err)) < 0)
-		return r;
-	if (asprintf(&path, "%s/" LOCK_FILE, dir) < 0)
-		return ab_error_set(err, ENOMEM, "cannot lock sandbox '%s'", name);
-	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return ab_error_set(err, 0, "unknown sandbox '%s': see 'agentbox ps --all'", name);
-		return ab_error_set(err, errno, "cannot open '%s'", path);
+		return ab_error_set(err, errno, "cannot open '%s'", dir);
 	}
-	while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
-		if (errno != EINTR) {
-			r = errno;
-			close(fd);
-			return ab_error_set(err, r, "cannot lock sandbox '%s'", name);
-		}
+	while (flock(fd, how) < 0) {
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return ab_error_set(err, 0, "sandbox '%s' is busy (another agentbox command holds it): try again",
+					    name);
+		return ab_error_set(err, e, "cannot lock sandbox '%s'", name);
 	}
 	return fd;
+}
+
+int ab_state_lock(const char *name, bool exclusive, struct ab_error *err)
+{
+	_cleanup_free_ char *dir = NULL;
+	int r;
+
+	if ((r = ab_state_dir(name, &dir, err)) < 0)
+		return r;
+	return open_dir_locked(dir, name, exclusive ? LOCK_EX : LOCK_SH, err);
 }
 
 static bool record_is_live(const struct ab_state *st)
@@ -166,22 +181,14 @@ static bool record_is_live(const struct ab_state *st)
 int ab_state_claim(const char *name, struct ab_error *err)
 {
 	_cleanup_free_ char *dir = NULL;
-	_cleanup_free_ char *lock = NULL;
 	int fd, r;
 
 	if ((r = ab_state_dir(name, &dir, err)) < 0)
 		return r;
-	if (asprintf(&lock, "%s/" LOCK_FILE, dir) < 0)
-		return ab_error_set(err, ENOMEM, "cannot claim the name '%s'", name);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return ab_error_set(err, errno, "cannot create the state directory '%s'", dir);
-	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return ab_error_set(err, errno, "cannot open '%s'", lock);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		close(fd);
-		return ab_error_set(err, 0, "sandbox '%s' is busy (another agentbox command holds it): try again", name);
-	}
+	if ((fd = open_dir_locked(dir, name, LOCK_EX | LOCK_NB, err)) < 0)
+		return fd;
 	/* A record already there: a run of this name that is over gives way; a live one not. */
 	struct ab_state old = { 0 };
 	struct ab_error ignored;

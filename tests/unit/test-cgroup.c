@@ -560,7 +560,13 @@ static void test_leftover(struct ab_cgroup *cg, const char *name, const struct a
 
 	pid = spawn_in(cg, holder, NULL);
 	ok(pid > 0, "leftover: a process stays in the cgroup");
-	sleep_ms(50); /* time to touch its 8 MiB */
+	/* until it has touched its 8 MiB (a loaded machine may take a while) */
+	for (int i = 0; i < 200; i++) {
+		struct ab_cgroup_stats now = { 0 };
+		if (ab_cgroup_read_stats(cg, &now) == 0 && now.have_memory && now.memory_current >= 8 * MiB)
+			break;
+		sleep_ms(10);
+	}
 	r = ab_cgroup_setup(name, lim, &again, &err);
 	ok(r == 0 && again.mode == cg->mode, "leftover: setup with the same name reuses a busy directory (%s)",
 	   r < 0 ? err.msg : again.why);
