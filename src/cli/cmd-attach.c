@@ -69,7 +69,14 @@ int cmd_attach(int argc, char **argv)
 		fprintf(stderr, "agentbox: %s\n", err.msg);
 		return AB_EXIT_INTERNAL;
 	}
-	r = ab_attach_client(sock, STDIN_FILENO, STDOUT_FILENO, read_only, &code, reason, sizeof(reason), &err);
+	/* A supervisor opens its socket just after `run -d` has returned: give it a moment. */
+	for (int tries = 0;; tries++) {
+		r = ab_attach_client(sock, STDIN_FILENO, STDOUT_FILENO, read_only, &code, reason, sizeof(reason), &err);
+		if ((r != -ENOENT && r != -ECONNREFUSED) || tries >= 100)
+			break;
+		struct timespec pause = { 0, 20 * 1000000 };
+		nanosleep(&pause, NULL);
+	}
 	if (r < 0) {
 		if (r == -ENOENT || r == -ECONNREFUSED)
 			fprintf(stderr, "agentbox: cannot attach to sandbox '%s': it is not running\n", name);

@@ -30,6 +30,8 @@ struct run {
 	bool have_session;
 	struct ab_supervisor sv;
 	int ready_fd; /* detached: tells the waiting `run -d` that the command runs (or why not) */
+	int claim_fd; /* the name's lock, held until the record says running */
+	char *dir;    /* the state directory */
 };
 
 static bool have_limits(const struct ab_limits *l)
@@ -108,6 +110,10 @@ static void on_started(pid_t init_pid, void *data)
 	rn->st.init_start = ab_proc_start_time(init_pid);
 	rn->st.started_ns = ab_now_ns();
 	(void)ab_state_save(&rn->st, &ignored);
+	if (rn->claim_fd >= 0) {
+		close(rn->claim_fd); /* recorded as running: the name is taken for all to see */
+		rn->claim_fd = -1;
+	}
 	if (rn->ready_fd >= 0) {
 		(void)ab_write_all(rn->ready_fd, "OK", 2);
 		close(rn->ready_fd);
@@ -118,6 +124,12 @@ static void on_started(pid_t init_pid, void *data)
 static int on_supervise(pid_t init_pid, int sfd, int master, void *data)
 {
 	struct run *rn = data;
+	struct ab_error err = { 0 };
+
+	/* Opened once `run -d` has returned, off its path: nothing is lost meanwhile (the
+	 * output waits in the terminal), and attach waits for the socket. Without them the
+	 * sandbox still runs to its end and is recorded. */
+	(void)ab_supervisor_open(&rn->sv, rn->dir, 80, 24, &err);
 	return ab_supervisor_loop(init_pid, sfd, master, &rn->sv);
 }
 
@@ -153,6 +165,10 @@ static void finish(struct run *rn, int code, bool timed_out, int disk_upper_fd, 
 	struct ab_error ignored;
 	int lock;
 
+	if (rn->claim_fd >= 0) { /* the command never started: the claim is still held */
+		close(rn->claim_fd);
+		rn->claim_fd = -1;
+	}
 	decide_reason(rn, code, timed_out, out);
 	/* --disk-limit: the changes were made in the sandbox's own tmpfs; they come back now. */
 	if (disk_upper_fd >= 0 && rn->have_session) {
@@ -185,7 +201,7 @@ static void finish(struct run *rn, int code, bool timed_out, int disk_upper_fd, 
 /* The supervisor process of a detached sandbox: detached from the caller's terminal and
  * output, it runs the sandbox to its end and records it. Reports the start on ready_fd. */
 __attribute__((noreturn)) static void supervisor_main(struct run *rn, const struct ab_features *features,
-						      const struct ab_seccomp_set *seccomp, char *dir)
+						      const struct ab_seccomp_set *seccomp)
 {
 	struct ab_run_hooks hooks = { .placed = on_placed, .prepare = on_prepare, .started = on_started,
 				      .supervise = on_supervise, .data = rn, .disk_upper_fd = -1 };
@@ -203,8 +219,7 @@ __attribute__((noreturn)) static void supervisor_main(struct run *rn, const stru
 	rn->st.supervisor_pid = getpid();
 	rn->sv.timeout_ms = rn->cfg->limits.timeout_ms;
 	rn->sv.grace_ms = 10000;
-	if (ab_supervisor_open(&rn->sv, dir, 80, 24, &err) < 0 ||
-	    ab_sandbox_run(rn->cfg, features, seccomp, &hooks, &code, &err) < 0) {
+	if (ab_sandbox_run(rn->cfg, features, seccomp, &hooks, &code, &err) < 0) {
 		if (rn->ready_fd >= 0)
 			(void)ab_write_all(rn->ready_fd, err.msg, strlen(err.msg));
 		ab_supervisor_close(&rn->sv, AB_EXIT_INTERNAL, "failed");
@@ -229,13 +244,12 @@ __attribute__((noreturn)) static void supervisor_main(struct run *rn, const stru
 static int start_detached(struct run *rn, const struct ab_features *features, const struct ab_seccomp_set *seccomp,
 			  struct ab_error *err)
 {
-	_cleanup_free_ char *dir = NULL;
 	char msg[AB_ERROR_MSG_MAX];
 	size_t got = 0;
 	int ready[2], r;
 	pid_t pid;
 
-	if ((r = ab_state_dir(rn->st.name, &dir, err)) < 0)
+	if ((r = ab_state_dir(rn->st.name, &rn->dir, err)) < 0)
 		return r;
 	if (pipe2(ready, O_CLOEXEC) < 0)
 		return ab_error_set(err, errno, "cannot start the supervisor of '%s'", rn->st.name);
@@ -249,9 +263,11 @@ static int start_detached(struct run *rn, const struct ab_features *features, co
 	if (pid == 0) {
 		close(ready[0]);
 		rn->ready_fd = ready[1];
-		supervisor_main(rn, features, seccomp, dir);
+		supervisor_main(rn, features, seccomp);
 	}
 	close(ready[1]);
+	close(rn->claim_fd); /* the supervisor holds it now */
+	rn->claim_fd = -1;
 	for (;;) {
 		ssize_t n = read(ready[0], msg + got, sizeof(msg) - 1 - got);
 		if (n > 0 && (got += (size_t)n) < sizeof(msg) - 1)
@@ -273,7 +289,8 @@ int ab_lifecycle_run(struct ab_config *cfg, const struct ab_features *features, 
 		     int n_run_args, char **run_args, int *exit_code, struct ab_run_outcome *out,
 		     struct ab_error *err)
 {
-	struct run rn = { .cfg = cfg, .session = { .run_lock_fd = -1, .ws.lock_fd = -1 }, .ready_fd = -1 };
+	struct run rn = { .cfg = cfg, .session = { .run_lock_fd = -1, .ws.lock_fd = -1 }, .ready_fd = -1,
+			  .claim_fd = -1 };
 	struct ab_run_hooks hooks = { .placed = on_placed, .prepare = on_prepare, .started = on_started, .data = &rn,
 				      .disk_upper_fd = -1 };
 	size_t n = 0;
@@ -330,12 +347,10 @@ int ab_lifecycle_run(struct ab_config *cfg, const struct ab_features *features, 
 		r = ab_error_set(err, ENOMEM, "cannot record the sandbox");
 		goto out;
 	}
+	/* The claim's lock goes with the run until its record says running. */
+	rn.claim_fd = lock;
+	lock = -1;
 	if (cfg->detach) {
-		/* Recorded before the supervisor exists, so that ps shows it from the start. */
-		if ((r = ab_state_save(&rn.st, err)) < 0)
-			goto out;
-		close(lock);
-		lock = -1;
 		out->detached = true;
 		r = start_detached(&rn, features, seccomp, err);
 		if (r < 0)
@@ -343,8 +358,6 @@ int ab_lifecycle_run(struct ab_config *cfg, const struct ab_features *features, 
 		*exit_code = 0;
 		goto out;
 	}
-	close(lock);
-	lock = -1;
 	r = ab_sandbox_run(cfg, features, seccomp, &hooks, exit_code, err);
 	if (r < 0) {
 		(void)ab_cgroup_remove(&rn.cg, &(struct ab_error){ 0 });
@@ -360,11 +373,16 @@ int ab_lifecycle_run(struct ab_config *cfg, const struct ab_features *features, 
 	(void)ab_state_remove(cfg->name, &(struct ab_error){ 0 });
 	r = 0;
 out:
+	if (rn.claim_fd >= 0 && lock < 0) {
+		lock = rn.claim_fd; /* not started: the claim is given back below */
+		rn.claim_fd = -1;
+	}
 	if (lock >= 0) {
 		if (r < 0 && !out->detached)
 			(void)ab_state_remove(cfg->name, &(struct ab_error){ 0 });
 		close(lock);
 	}
+	free(rn.dir);
 	ab_session_close(&rn.session); /* also a session whose begin failed half way */
 	ab_cgroup_free(&rn.cg);
 	ab_state_free(&rn.st);

@@ -64,7 +64,8 @@ static void on_resize(unsigned rows, unsigned cols, void *ctx)
 
 	if (rl->master >= 0 && rows && cols) {
 		ioctl(rl->master, TIOCSWINSZ, &ws); /* the kernel tells the command (SIGWINCH) */
-		ab_cast_resize(rl->sv->cast, cols, rows);
+		if (rl->sv->cast)
+			ab_cast_resize(rl->sv->cast, cols, rows);
 	}
 }
 
@@ -77,8 +78,10 @@ static bool pump_master(struct ab_supervisor *sv, int master)
 	for (;;) {
 		ssize_t n = read(master, buf, sizeof(buf));
 		if (n > 0) {
-			ab_cast_output(sv->cast, buf, (size_t)n);
-			ab_attach_server_output(sv->attach, buf, (size_t)n);
+			if (sv->cast)
+				ab_cast_output(sv->cast, buf, (size_t)n);
+			if (sv->attach)
+				ab_attach_server_output(sv->attach, buf, (size_t)n);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -107,7 +110,7 @@ int ab_supervisor_loop(pid_t init_pid, int sfd, int master, void *data)
 		p[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		p[1] = (struct pollfd){ .fd = master_open ? master : -1, .events = POLLIN };
 		p[2] = (struct pollfd){ .fd = tfd, .events = POLLIN };
-		int got = ab_attach_server_fds(sv->attach, p + 3, MAX_POLL - 3);
+		int got = sv->attach ? ab_attach_server_fds(sv->attach, p + 3, MAX_POLL - 3) : 0;
 		n_attach = got > 0 ? (size_t)got : 0;
 		if (poll(p, 3 + n_attach, -1) < 0 && errno != EINTR)
 			break;
