@@ -3,9 +3,9 @@
 set -u
 AB=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 demo=$(mktemp -d /tmp/agentbox-demo.XXXXXX)
-trap 'rm -rf "$demo"' EXIT
-# The demo's sandboxes (their changes and snapshots) live with the demo and go with it.
-export AGENTBOX_DATA_DIR=$demo/state
+trap '"$AB" rm --force bg >/dev/null 2>&1; rm -rf "$demo"' EXIT
+# The demo's sandboxes (their changes, snapshots and records) live with the demo and go with it.
+export AGENTBOX_DATA_DIR=$demo/state AGENTBOX_RUN_DIR=$demo/run
 mkdir -p "$demo/project"
 cd "$demo/project"
 printf 'print("hello from the project")\n' > app.py
@@ -56,6 +56,29 @@ show "agentbox run -- bash -c 'list interfaces; echo > /dev/tcp/1.1.1.1/443'"
 step "Dangerous system calls are refused"
 show "agentbox run -- sh -c 'unshare -U true; mount -t tmpfs x /tmp'"
 "$AB" run -- sh -c 'unshare -U true; mount -t tmpfs x /tmp 2>&1; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status'
+
+step "An agent in the background: limits, a live terminal, exec, stop"
+show "agentbox run -d --name bg --memory 256m --pids-limit 64 --timeout 1m -- sh -c 'while :; do date +tick-%s; sleep 1; done'"
+"$AB" run -d -q --name bg --memory 256m --pids-limit 64 --timeout 1m -- sh -c 'while :; do date +tick-%s; sleep 1; done'
+sleep 2.2
+show "agentbox ps"
+"$AB" ps
+show "agentbox logs bg"
+"$AB" logs bg | tr -d '\r' | tail -n 2
+show "agentbox exec bg -- sh -c 'id -un; grep -E \"^(CapEff|Seccomp)\" /proc/self/status'   (as confined as bg itself)"
+"$AB" exec bg -- sh -c 'id -un; grep -E "^(CapEff|Seccomp)" /proc/self/status'
+show "agentbox exec bg -- dd if=/dev/zero of=/dev/null bs=512M count=1   (more than --memory)"
+"$AB" exec bg -- dd if=/dev/zero of=/dev/null bs=512M count=1 >/dev/null 2>&1
+rc=$?
+echo "exit status: $rc$([ "$rc" = 137 ] && echo ' (SIGKILL: the kernel stopped it at the memory limit)')"
+show "agentbox run --pids-limit 64 --timeout 3s -- sh -c 'b() { b | b & }; b; sleep 30'   (a fork bomb)"
+start=$(date +%s%N)
+"$AB" run -q --pids-limit 64 --timeout 3s -- sh -c 'b() { b | b & }; b 2>/dev/null; sleep 30' 2>&1 | tail -n 1
+printf 'held at 64 processes, it ended after %d ms, at its timeout\n' $((($(date +%s%N) - start) / 1000000))
+show "agentbox stop bg; agentbox ps --all"
+"$AB" stop -t 1 bg >/dev/null
+"$AB" ps --all
+"$AB" rm bg >/dev/null
 
 step "Exit status passes through"
 show "agentbox run -- sh -c 'exit 3'"
