@@ -208,6 +208,12 @@ struct copier {
 	uint64_t bytes;
 	char path[PATH_MAX]; /* relative path of the entry being copied */
 	struct ab_error *err;
+	/* What each file would otherwise ask the kernel again (a snapshot's cost is per file):
+	 * whether reflinks failed once, and who we are, and our umask. */
+	bool no_reflink;
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
 };
 
 static int compare_links(const void *a, const void *b)
@@ -282,33 +288,39 @@ static int copy_xattrs(struct copier *c, int sfd, int dfd)
 }
 
 /* Owner (when allowed), permission bits and times, in that order: chown clears setuid. */
-static int copy_attrs_fd(struct copier *c, int fd, const struct stat *st)
+/* created_mode: the permission bits the entry was created with (before the umask), or
+ * (mode_t)-1 when unknown. */
+static int copy_attrs_fd(struct copier *c, int fd, const struct stat *st, mode_t created_mode)
 {
 	struct timespec times[2] = { st->st_atim, st->st_mtim };
 
-	if (fchown(fd, st->st_uid, st->st_gid) < 0 && errno != EPERM)
+	if ((st->st_uid != c->uid || st->st_gid != c->gid) && fchown(fd, st->st_uid, st->st_gid) < 0 &&
+	    errno != EPERM)
 		return copy_fail(c, errno, "set the owner of");
-	if (fchmod(fd, st->st_mode & 07777) < 0)
+	if ((created_mode == (mode_t)-1 || (created_mode & ~c->umask) != (st->st_mode & 07777)) &&
+	    fchmod(fd, st->st_mode & 07777) < 0)
 		return copy_fail(c, errno, "set the mode of");
 	if (futimens(fd, times) < 0)
 		return copy_fail(c, errno, "set the times of");
 	return 0;
 }
 
-static int copy_data(int sfd, int dfd, uint64_t *copied)
+/* size: what the source holds (it cannot change: the sandbox is frozen or gone), so the
+ * copy stops there without asking for an end of file. */
+static int copy_data(struct copier *c, int sfd, int dfd, uint64_t size, uint64_t *copied)
 {
 	uint64_t total = 0;
 	bool kernel_copy = true;
 	static char buf[128 * 1024];
 
-	if (ioctl(dfd, FICLONE, sfd) == 0) {
-		struct stat st;
-		if (fstat(dfd, &st) < 0)
-			return -errno;
-		*copied = (uint64_t)st.st_size;
-		return 0;
+	if (!c->no_reflink) {
+		if (ioctl(dfd, FICLONE, sfd) == 0) {
+			*copied = size;
+			return 0;
+		}
+		c->no_reflink = errno == EOPNOTSUPP || errno == ENOTTY || errno == EXDEV || errno == EINVAL;
 	}
-	for (;;) {
+	while (total < size || !kernel_copy) {
 		ssize_t n;
 
 		if (kernel_copy) {
@@ -372,14 +384,16 @@ static int copy_regular(struct copier *c, int sdir, int ddir, const char *name, 
 		return copy_fail(c, errno, "inspect");
 	if (!S_ISREG(now.st_mode) || now.st_ino != st->st_ino)
 		return copy_fail(c, EAGAIN, "copy (it changed meanwhile)");
-	dfd = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* Created with its own permission bits (the tree is private to the sandbox's owner
+	 * anyway), so that most files need no chmod afterwards. */
+	dfd = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st->st_mode & 0777);
 	if (dfd < 0)
 		return copy_fail(c, errno, "create the copy of");
-	r = copy_data(sfd, dfd, &copied);
+	r = copy_data(c, sfd, dfd, (uint64_t)now.st_size, &copied);
 	if (r < 0)
 		return copy_fail(c, -r, "copy");
 	c->bytes += copied;
-	if ((r = copy_xattrs(c, sfd, dfd)) < 0 || (r = copy_attrs_fd(c, dfd, st)) < 0)
+	if ((r = copy_xattrs(c, sfd, dfd)) < 0 || (r = copy_attrs_fd(c, dfd, st, st->st_mode & 0777)) < 0)
 		return r;
 	return 0;
 }
@@ -452,7 +466,7 @@ static int copy_entry(struct copier *c, int sdir, int ddir, const char *name, si
 		if (r >= 0) {
 			memcpy(c->path + len, "", 1);
 			if ((r = copy_xattrs(c, sfd, dfd)) >= 0)
-				r = copy_attrs_fd(c, dfd, &st);
+				r = copy_attrs_fd(c, dfd, &st, (mode_t)-1);
 		}
 		return r;
 	}
@@ -503,7 +517,7 @@ int ab_copy_tree(const char *src, const char *dst, uint64_t *bytes, struct ab_er
 {
 	_cleanup_close_ int sfd = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	_cleanup_close_ int dfd = -1;
-	struct copier c = { .src = src, .err = err };
+	struct copier c = { .src = src, .err = err, .uid = geteuid(), .gid = getegid() };
 	struct stat st;
 	int r;
 
@@ -517,12 +531,14 @@ int ab_copy_tree(const char *src, const char *dst, uint64_t *bytes, struct ab_er
 	if (dfd < 0)
 		return ab_error_set(err, errno, "cannot open '%s'", dst);
 	c.dst_root = dfd;
+	c.umask = umask(0); /* read it, and put it back at once */
+	umask(c.umask);
 	r = copy_dir(&c, sfd, dfd, 0, 0);
 	tdestroy(c.links, free_link);
 	if (r < 0)
 		return r;
 	c.path[0] = '\0';
-	if ((r = copy_xattrs(&c, sfd, dfd)) < 0 || (r = copy_attrs_fd(&c, dfd, &st)) < 0)
+	if ((r = copy_xattrs(&c, sfd, dfd)) < 0 || (r = copy_attrs_fd(&c, dfd, &st, (mode_t)-1)) < 0)
 		return r;
 	if (bytes)
 		*bytes = c.bytes;
