@@ -57,6 +57,20 @@ __attribute__((noreturn)) static void exec_command(const struct ab_config *cfg, 
 	_exit(e == ENOENT ? AB_EXIT_NOT_FOUND : AB_EXIT_CANNOT_RUN);
 }
 
+/* The command is gone: everything else in the sandbox goes too (what it left running,
+ * reaped here), then agentbox hears the status. It may read the workspace as final from
+ * then on, and need not wait for the rest of the end: the namespaces and mounts (an
+ * overlay syncs its upper directory as it goes) are torn down by the kernel in this
+ * process's exit, which nobody waits for. */
+__attribute__((noreturn)) static void finish_sandbox(int sync_fd, int code)
+{
+	kill(-1, SIGKILL);
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+	ab_sync_send(sync_fd, AB_SYNC_EXITED, code, NULL, -1);
+	_exit(code);
+}
+
 __attribute__((noreturn)) void ab_init_run(const struct ab_config *cfg, int sync_fd, int pty_slave)
 {
 	int report[2];
@@ -128,7 +142,7 @@ __attribute__((noreturn)) void ab_init_run(const struct ab_config *cfg, int sync
 			while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 				if (pid == command) {
 					code = status_to_code(status);
-					_exit(code);
+					finish_sandbox(sync_fd, code);
 				}
 			continue;
 		}

@@ -527,7 +527,7 @@ static bool relay_done(void *ctx)
 static int relay(int cmd_pidfd, int sfd, int master, int *exit_code)
 {
 	struct ab_relay r = { .sfd = sfd, .master = master, .extra_fd = cmd_pidfd, .on_signal = relay_signal,
-			      .on_extra = relay_done, .ctx = &cmd_pidfd };
+			      .on_extra = relay_done, .sync_fd = -1, .ctx = &cmd_pidfd };
 
 	ab_relay_terminal(&r);
 	*exit_code = reap(cmd_pidfd);

@@ -73,7 +73,7 @@ static void drain_master(int master)
 void ab_relay_terminal(const struct ab_relay *r)
 {
 	struct ab_tty_state tty = { 0 };
-	bool stdin_open = r->master >= 0, master_open = r->master >= 0;
+	bool stdin_open = r->master >= 0, master_open = r->master >= 0, sync_open = r->sync_fd >= 0 && r->on_sync;
 
 	if (r->master >= 0) {
 		ab_tty_copy_winsize(STDIN_FILENO, r->master);
@@ -81,13 +81,14 @@ void ab_relay_terminal(const struct ab_relay *r)
 		fcntl(r->master, F_SETFL, fcntl(r->master, F_GETFL) | O_NONBLOCK);
 	}
 	for (;;) {
-		struct pollfd p[4] = {
+		struct pollfd p[5] = {
 			{ .fd = r->sfd, .events = POLLIN },
 			{ .fd = master_open ? r->master : -1, .events = POLLIN },
 			{ .fd = stdin_open ? STDIN_FILENO : -1, .events = POLLIN },
 			{ .fd = r->extra_fd, .events = POLLIN },
+			{ .fd = sync_open ? r->sync_fd : -1, .events = POLLIN },
 		};
-		if (poll(p, 4, -1) < 0 && errno != EINTR)
+		if (poll(p, 5, -1) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
 			int e;
@@ -100,6 +101,13 @@ void ab_relay_terminal(const struct ab_relay *r)
 			stdin_open = false;
 		if ((p[3].revents & POLLIN) && r->on_extra(r->ctx))
 			break;
+		if (p[4].revents & (POLLIN | POLLHUP | POLLERR)) {
+			int v = r->on_sync(r->ctx);
+			if (v > 0)
+				break;
+			if (v < 0)
+				sync_open = false;
+		}
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(r->sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))

@@ -30,6 +30,9 @@ struct ab_relay {
 	bool (*on_signal)(const struct signalfd_siginfo *si, void *ctx);
 	/* extra_fd is readable. True: it is over. */
 	bool (*on_extra)(void *ctx);
+	int sync_fd; /* the sandbox's sync socket, or -1 */
+	/* sync_fd is readable: > 0 it is over, 0 go on, < 0 stop watching it (closed). */
+	int (*on_sync)(void *ctx);
 	void *ctx;
 };
 /* Puts the caller's terminal in raw mode for the relay and restores it afterwards; what

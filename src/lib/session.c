@@ -3,11 +3,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,6 +70,23 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static void wait_for_last_init(const struct ab_workspace *ws)
+{
+	pid_t init_pid = 0;
+	int fd;
+
+	if (ab_workspace_running(ws, NULL, &init_pid) <= 0 || init_pid <= 0)
+		return;
+	fd = (int)syscall(SYS_pidfd_open, init_pid, 0);
+	if (fd < 0)
+		return;
+	/* A pidfd reads as ready once the process has exited, namespaces and all. */
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	while (poll(&p, 1, 10000) < 0 && errno == EINTR)
+		;
+	close(fd);
+}
+
 int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_error *err)
 {
 	char path[4096];
@@ -91,6 +110,9 @@ int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_erro
 	if (flock(s->run_lock_fd, LOCK_EX | LOCK_NB) < 0)
 		return ab_error_set(err, 0, "sandbox '%s' is already running: wait for it, or use another --name",
 				    cfg->name);
+	/* The last run's init may still be ending (its exit unmounts the overlay of this upper
+	 * directory, and nobody waited for it): wait for it, a few milliseconds at most. */
+	wait_for_last_init(&s->ws);
 	/* Shared: diff and snapshot may read while we run; apply, rollback and discard wait. */
 	if ((r = ab_workspace_lock(&s->ws, false, err)) < 0)
 		return r;
@@ -113,6 +135,7 @@ int ab_session_prepare(struct ab_session *s, struct ab_error *err)
 
 void ab_session_started(struct ab_session *s, pid_t init_pid)
 {
+	s->init_pid = init_pid;
 	char path[4096], text[64];
 
 	snprintf(path, sizeof(path), "%s/running", s->ws.dir);
@@ -184,8 +207,19 @@ int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err
 	size_t n = 0;
 	int r;
 
+	/* agentbox is done with the run; its init may still be ending (see begin). */
 	snprintf(path, sizeof(path), "%s/running", s->ws.dir);
-	unlink(path);
+	if (s->init_pid > 0) {
+		char text[32];
+		int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		snprintf(text, sizeof(text), "0 %d\n", (int)s->init_pid);
+		if (fd < 0 || ab_write_all(fd, text, strlen(text)) < 0)
+			unlink(path);
+		if (fd >= 0)
+			close(fd);
+	} else {
+		unlink(path);
+	}
 	*n_changes = 0;
 	if ((r = ab_changes_collect(s->ws.upper, s->ws.project, NULL, 0, &changes, &n, err)) < 0)
 		return r;

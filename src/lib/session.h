@@ -16,6 +16,7 @@ struct ab_session {
 	int run_lock_fd; /* held for the whole run: one run per sandbox at a time */
 	char *auto_snapshot;
 	int64_t started_ns; /* wall clock when the run began */
+	pid_t init_pid;     /* the sandbox's init, once started */
 };
 
 /* Picks the sandbox (cfg->name, or the project's directory name, made unique), opens or

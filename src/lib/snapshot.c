@@ -1,5 +1,6 @@
 /* Snapshots, rollback and discard of a sandbox's upper directory: see snapshot.h. */
 #include "snapshot.h"
+#include "state.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -558,8 +559,8 @@ static bool init_alive(pid_t pid)
 	char path[64];
 	struct stat mine, theirs;
 
-	if (!pid_alive(pid))
-		return false;
+	if (!pid_alive(pid) || !ab_proc_start_time(pid))
+		return false; /* gone, or a zombie: its namespaces and mounts are gone too */
 	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
 	if (stat(path, &theirs) < 0 || stat("/proc/self/ns/pid", &mine) < 0)
 		return false;

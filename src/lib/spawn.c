@@ -113,9 +113,28 @@ static int wait_child(pid_t pid)
 struct follow {
 	pid_t pid;
 	int tfd; /* --timeout, then the grace period */
+	int sync_fd;
 	bool timed_out;
+	bool exited; /* init said the command exited: code holds its status */
+	int code;
 	int status;
 };
+
+/* init's last word: the command's status, with the sandbox empty. The init itself may
+ * still be tearing the namespaces down; nobody needs to wait for that. */
+static int follow_sync(void *ctx)
+{
+	struct follow *f = ctx;
+	struct ab_sync_msg msg;
+
+	if (ab_sync_recv(f->sync_fd, &msg, NULL) < 0)
+		return -1; /* gone without a word: SIGCHLD tells the rest */
+	if (msg.type != AB_SYNC_EXITED)
+		return 0;
+	f->exited = true;
+	f->code = msg.code;
+	return 1;
+}
 
 static bool follow_signal(const struct signalfd_siginfo *si, void *ctx)
 {
@@ -146,11 +165,12 @@ static bool follow_timer(void *ctx)
 
 /* Follows the sandbox until its init exits: forwards signals, relays the terminal, stops
  * it at --timeout. */
-static void supervise(pid_t pid, int sfd, int master, uint64_t timeout_ms, bool *timed_out, int *exit_code)
+static void supervise(pid_t pid, int sfd, int sync_fd, int master, uint64_t timeout_ms, bool *timed_out,
+		      int *exit_code)
 {
-	struct follow f = { .pid = pid, .tfd = -1 };
+	struct follow f = { .pid = pid, .tfd = -1, .sync_fd = sync_fd };
 	struct ab_relay relay = { .sfd = sfd, .master = master, .on_signal = follow_signal,
-				  .on_extra = follow_timer, .ctx = &f };
+				  .on_extra = follow_timer, .sync_fd = sync_fd, .on_sync = follow_sync, .ctx = &f };
 
 	if (timeout_ms)
 		(void)ab_timer_arm(&f.tfd, timeout_ms);
@@ -159,6 +179,11 @@ static void supervise(pid_t pid, int sfd, int master, uint64_t timeout_ms, bool 
 	if (f.tfd >= 0)
 		close(f.tfd);
 	*timed_out = f.timed_out;
+	if (f.exited) {
+		(void)waitpid(pid, NULL, WNOHANG); /* reaped now if already gone; else by whoever inherits it */
+		*exit_code = f.code;
+		return;
+	}
 	*exit_code = WIFEXITED(f.status) ? WEXITSTATUS(f.status) : 128 + WTERMSIG(f.status);
 }
 
@@ -284,7 +309,7 @@ int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *featur
 		r = 0;
 	} else {
 		bool timed_out = false;
-		supervise(pid, sfd, master, cfg->limits.timeout_ms, &timed_out, exit_code);
+		supervise(pid, sfd, parent_fd, master, cfg->limits.timeout_ms, &timed_out, exit_code);
 		r = 0;
 		if (hooks)
 			hooks->timed_out = timed_out;

@@ -15,6 +15,7 @@ enum ab_sync_type {
 	AB_SYNC_EXEC_FAILED, /* child -> parent: the command could not be executed; code = errno */
 	AB_SYNC_PROCEED,     /* parent -> child: agentbox's own preparation is done, run the command */
 	AB_SYNC_DISK_UPPER,  /* child -> parent: the --disk-limit copy of the changes, as SCM_RIGHTS */
+	AB_SYNC_EXITED,      /* child -> parent: the command exited with code and nothing else runs */
 };
 
 struct ab_sync_msg {
