@@ -17,6 +17,7 @@
 #include "../shared/strutil.h"
 #include "apply.h"
 #include "snapshot.h"
+#include "state.h"
 
 /* The project's directory name, reduced to what a sandbox name may hold. */
 static void name_from_project(const char *project, char *out, size_t size)
@@ -130,16 +131,23 @@ int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_erro
 int ab_session_prepare(struct ab_session *s, struct ab_error *err)
 {
 	int r = ab_snapshot_create(&s->ws, NULL, true, &s->auto_snapshot, err);
-	return r < 0 ? ab_error_wrap(err, "automatic snapshot of sandbox '%s'", s->ws.name) : 0;
+	if (r < 0)
+		return ab_error_wrap(err, "automatic snapshot of sandbox '%s'", s->ws.name);
+	/* The oldest automatic snapshots make way here too, while the sandbox is still being
+	 * built, rather than at the end of the run. */
+	return ab_snapshot_prune(&s->ws, err);
 }
 
 void ab_session_started(struct ab_session *s, pid_t init_pid)
 {
 	s->init_pid = init_pid;
-	char path[4096], text[64];
+	char path[4096], text[96];
 
 	snprintf(path, sizeof(path), "%s/running", s->ws.dir);
-	snprintf(text, sizeof(text), "%d %d\n", (int)getpid(), (int)init_pid);
+	/* With agentbox's start time, so that a reused pid is never taken for it: the file
+	 * stays after the run (the init may still be ending; see ab_workspace_running). */
+	snprintf(text, sizeof(text), "%d %d %llu\n", (int)getpid(), (int)init_pid,
+		 (unsigned long long)ab_proc_start_time(getpid()));
 	char tmp[4110];
 	int fd, r;
 
@@ -202,24 +210,10 @@ static int record_host_side(struct ab_session *s, const struct ab_change *change
 
 int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err)
 {
-	char path[4096];
 	struct ab_change *changes = NULL;
 	size_t n = 0;
 	int r;
 
-	/* agentbox is done with the run; its init may still be ending (see begin). */
-	snprintf(path, sizeof(path), "%s/running", s->ws.dir);
-	if (s->init_pid > 0) {
-		char text[32];
-		int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
-		snprintf(text, sizeof(text), "0 %d\n", (int)s->init_pid);
-		if (fd < 0 || ab_write_all(fd, text, strlen(text)) < 0)
-			unlink(path);
-		if (fd >= 0)
-			close(fd);
-	} else {
-		unlink(path);
-	}
 	*n_changes = 0;
 	if ((r = ab_changes_collect(s->ws.upper, s->ws.project, NULL, 0, &changes, &n, err)) < 0)
 		return r;
@@ -229,9 +223,6 @@ int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err
 	ab_changes_free(changes, n);
 	if (r >= 0 && n)
 		r = ab_base_capture(&s->ws, err);
-	/* After the run, not before it: the start stays short. */
-	if (r >= 0)
-		r = ab_snapshot_prune(&s->ws, err);
 	return r < 0 ? r : 0;
 }
 

@@ -23,13 +23,14 @@ struct ab_session {
  * creates it, takes the locks, and points cfg's overlay directories at it. Sets cfg->name
  * when it was chosen here. */
 int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_error *err);
-/* Takes the automatic snapshot. Called while the sandbox builds its root (the hook
- * `prepare` of ab_sandbox_run), before its command may run: the copy overlaps the setup. */
+/* Takes the automatic snapshot and drops the oldest ones. Called while the sandbox builds
+ * its root (the hook `prepare` of ab_sandbox_run), before its command may run: the work
+ * overlaps the setup. */
 int ab_session_prepare(struct ab_session *s, struct ab_error *err);
 /* Records the running sandbox's init, so snapshots can freeze it. */
 void ab_session_started(struct ab_session *s, pid_t init_pid);
-/* Ends the run: forgets the init, keeps the bases of what changed, counts the changes,
- * drops the oldest automatic snapshots. */
+/* Ends the run: keeps the bases of what changed and counts the changes. The record of the
+ * run's processes stays: its init may still be ending (see ab_workspace_running). */
 int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err);
 void ab_session_close(struct ab_session *s);
 

@@ -571,6 +571,7 @@ int ab_workspace_running(const struct ab_workspace *ws, pid_t *agentbox_pid, pid
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *text = NULL;
+	unsigned long long a_start = 0;
 	int a = 0, i = 0, r;
 
 	if (agentbox_pid)
@@ -584,9 +585,13 @@ int ab_workspace_running(const struct ab_workspace *ws, pid_t *agentbox_pid, pid
 		return 0;
 	if (r < 0)
 		return r;
-	if (sscanf(text, "%d %d", &a, &i) < 1)
+	if (sscanf(text, "%d %d %llu", &a, &i, &a_start) < 1)
 		return 0; /* half written or damaged: nothing to go by */
-	if (!pid_alive(a) && !init_alive(i))
+	/* agentbox (checked against its start time when recorded: the file outlives the run),
+	 * or the sandbox's init, which may still be ending after agentbox is done. */
+	if (a_start ? !ab_proc_is(a, a_start) : !pid_alive(a))
+		a = 0;
+	if (!a && !init_alive(i))
 		return 0;
 	if (agentbox_pid)
 		*agentbox_pid = a;

@@ -26,6 +26,7 @@
 
 #include "lib/freeze.h"
 #include "lib/snapshot.h"
+#include "lib/state.h"
 #include "lib/workspace.h"
 #include "shared/cleanup.h"
 #include "tap.h"
@@ -475,6 +476,12 @@ static void test_snapshots(void)
 	ok(ab_workspace_discard(&ws, &err) < 0 && contains(err.msg, "is running"), "discard while running");
 	write_text(p, "999999999 999999998\n");
 	ok(ab_workspace_running(&ws, NULL, NULL) == 0, "a stale running file is not running");
+	snprintf(line, sizeof(line), "%d 0 1\n", (int)getpid());
+	write_text(p, line);
+	ok(ab_workspace_running(&ws, NULL, NULL) == 0, "a live pid with another start time is not running (pid reuse)");
+	snprintf(line, sizeof(line), "%d 0 %llu\n", (int)getpid(), (unsigned long long)ab_proc_start_time(getpid()));
+	write_text(p, line);
+	ok(ab_workspace_running(&ws, NULL, NULL) == 1, "the same pid and start time: running");
 	unlink(p);
 
 	/* automatic snapshots are capped */
