@@ -74,7 +74,7 @@ echo "exit status: $rc$([ "$rc" = 137 ] && echo ' (SIGKILL: the kernel stopped i
 show "agentbox run --pids-limit 64 --timeout 3s -- sh -c 'b() { b | b & }; b; sleep 30'   (a fork bomb)"
 start=$(date +%s%N)
 "$AB" run -q --pids-limit 64 --timeout 3s -- sh -c 'b() { b | b & }; b 2>/dev/null; sleep 30' 2>&1 | tail -n 1
-printf 'held at 64 processes, it ended after %d ms, at its timeout\n' $((($(date +%s%N) - start) / 1000000))
+printf 'it could not grow past --pids-limit 64, and ended after %d ms, at its timeout\n' $((($(date +%s%N) - start) / 1000000))
 show "agentbox stop bg; agentbox ps --all"
 "$AB" stop -t 1 bg >/dev/null
 "$AB" ps --all

@@ -521,6 +521,25 @@ static int limit_error(struct ab_error *err, int r, const char *what, const char
 	return r;
 }
 
+/* pids.max in dir (the same file in v1 and v2), or a note when there is no pids controller. */
+static int write_pids(const char *dir, const struct ab_limits *lim, char *notes, size_t nsize, struct ab_error *err)
+{
+	char v[32];
+	int r;
+
+	if (!dir) {
+		if (lim->pids)
+			append(notes, nsize, "; pids not limited: no pids controller");
+		return 0;
+	}
+	if (lim->pids)
+		snprintf(v, sizeof(v), "%" PRIu64, lim->pids);
+	else
+		snprintf(v, sizeof(v), "max");
+	r = write_in(dir, "pids.max", "%s", v);
+	return r < 0 ? limit_error(err, r, "pids", v, dir, "pids.max") : 0;
+}
+
 static int cpu_quota_us(const struct ab_limits *lim, uint64_t *quota, struct ab_error *err)
 {
 	/* thousandths of a CPU times 100000 us / 1000 */
@@ -562,17 +581,8 @@ static int v2_write_limits(const char *dir, const struct ab_limits *lim, char *n
 		append(notes, nsize, "; memory not limited: no memory controller");
 	}
 
-	if (exists_in(dir, "pids.max")) {
-		if (lim->pids)
-			snprintf(v, sizeof(v), "%" PRIu64, lim->pids);
-		else
-			snprintf(v, sizeof(v), "max");
-		r = write_in(dir, "pids.max", "%s", v);
-		if (r < 0)
-			return limit_error(err, r, "pids", v, dir, "pids.max");
-	} else if (lim->pids) {
-		append(notes, nsize, "; pids not limited: no pids controller");
-	}
+	if ((r = write_pids(exists_in(dir, "pids.max") ? dir : NULL, lim, notes, nsize, err)) < 0)
+		return r;
 
 	if (exists_in(dir, "cpu.max")) {
 		uint64_t quota = 0;
@@ -749,17 +759,8 @@ static int v1_write_limits(struct ab_cgroup *cg, const struct ab_limits *lim, ch
 		append(notes, nsize, "; memory not limited: no memory controller");
 	}
 
-	if (pids) {
-		if (lim->pids)
-			snprintf(v, sizeof(v), "%" PRIu64, lim->pids);
-		else
-			snprintf(v, sizeof(v), "max");
-		r = write_in(pids, "pids.max", "%s", v);
-		if (r < 0)
-			return limit_error(err, r, "pids", v, pids, "pids.max");
-	} else if (lim->pids) {
-		append(notes, nsize, "; pids not limited: no pids controller");
-	}
+	if ((r = write_pids(pids, lim, notes, nsize, err)) < 0)
+		return r;
 
 	if (cpu) {
 		uint64_t quota = 0;
