@@ -102,6 +102,22 @@ else
 	fail "attach returns the sandbox's exit status when it ends" "rc $rc"
 fi
 
+# ---- another user cannot reach a sandbox's terminal ---------------------------------------
+if [ "$HOST_UID" = 0 ] && id agentbox-test >/dev/null 2>&1; then
+	ab run -d --name private -- sleep 60
+	sock=$T/run/private/attach.sock
+	for ((i = 0; i < 100; i++)); do [ -S "$sock" ] && break; sleep 0.05; done
+	chmod 0755 "$T/run" "$T/run/private" # even with the directories opened up
+	other=$(setpriv --reuid=agentbox-test --regid=agentbox-test --clear-groups "$P" connect-unix "$sock" 2>&1)
+	chmod 0700 "$T/run" "$T/run/private"
+	if [ -S "$sock" ] && ! grep -q '=OK' <<<"$other"; then
+		pass "another user cannot connect to a sandbox's attach socket ($other)"
+	else
+		fail "another user cannot connect to a sandbox's attach socket" "$other"
+	fi
+	ab rm --force private
+fi
+
 # ---- exec: the same sandbox, never more than it has -------------------------------------
 ab run -d --name host -- sh -c 'echo made-inside >/tmp/marker; exec sleep 300'
 for ((i = 0; i < 100; i++)); do
