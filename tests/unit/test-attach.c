@@ -885,6 +885,77 @@ static void test_client_tty(void)
 	close(master);
 }
 
+/* ---- only the server's own user (or root) may attach ---- */
+
+/* In a child as uid: connects, says HELLO; 0 when welcomed, 1 when refused, 2 when the
+ * connection itself failed. */
+static int peer_client(const char *path, uid_t uid)
+{
+	static uint8_t buf[AB_ATTACH_MAX_MSG];
+	struct ab_attach_msg m;
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0) {
+		if (setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
+			_exit(3);
+		int fd = raw_connect(path);
+		if (fd < 0)
+			_exit(2);
+		if (!raw_hello(fd, true, 24, 80))
+			_exit(1);
+		_exit(raw_recv(fd, &m, buf, 2000) == 1 && m.type == AB_MSG_WELCOME ? 0 : 1);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static void test_peer_check(void)
+{
+	char dir[600], path[700];
+	int ready[2];
+	pid_t server;
+	char c;
+
+	if (geteuid() != 0) {
+		ok(1, "another user is refused # SKIP needs root to play two users");
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s/peer", top);
+	snprintf(path, sizeof(path), "%s/p.sock", dir);
+	if (mkdir(dir, 0777) < 0 || chmod(dir, 0777) < 0 || chmod(top, 0755) < 0 || pipe(ready) < 0) {
+		ok(0, "set up the peer test: %s", strerror(errno));
+		return;
+	}
+	server = fork();
+	if (server == 0) {
+		struct ab_attach_server *srv = NULL;
+		struct ab_error err = { 0 };
+		close(ready[0]);
+		if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0 ||
+		    ab_attach_server_open(&srv, path, &err) < 0)
+			_exit(1);
+		/* opened up to everyone, so that only the server's own check stands */
+		chmod(path, 0666);
+		(void)!write(ready[1], "x", 1);
+		for (;;)
+			pump(srv, NULL, 100);
+	}
+	close(ready[1]);
+	if (read(ready[0], &c, 1) != 1) {
+		ok(0, "the peer test's server started");
+		close(ready[0]);
+		waitpid(server, NULL, 0);
+		return;
+	}
+	close(ready[0]);
+	ok(peer_client(path, 65534) == 0, "a client of the server's own user is welcomed");
+	ok(peer_client(path, 65533) == 1, "a client of another user is refused, even on a socket open to all");
+	kill(server, SIGKILL);
+	waitpid(server, NULL, 0);
+}
+
 int main(void)
 {
 	char cmd[300];
@@ -904,6 +975,7 @@ int main(void)
 	test_server_limits();
 	test_client();
 	test_client_tty();
+	test_peer_check();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
 	if (system(cmd) != 0)
 		printf("# cannot remove %s\n", top);
