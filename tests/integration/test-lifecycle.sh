@@ -289,6 +289,10 @@ if [ "$AB_RC" = 125 ] && err_has_re 'detach'; then
 else
 	fail "conflicting flags (-d with --explain) are refused" "$(last_run)"
 fi
+# A state directory others may write (a planted /tmp/agentbox-UID, say) is never used.
+mkdir -m 0777 "$T/open-run" && chmod 0777 "$T/open-run"
+AGENTBOX_RUN_DIR=$T/open-run ab ps
+expect_bad_input "a state directory that is not private is refused" "$T/open-run"
 ab run -d --name dup -- sleep 30
 ab run -d --name dup -- sleep 30
 expect_bad_input "a second sandbox with a running one's name" dup
