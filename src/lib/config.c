@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../proxy/proxy.h"
 #include "../shared/cleanup.h"
 #include "../shared/strutil.h"
 #include "env.h"
@@ -24,6 +25,7 @@ enum opt_id {
 	OPT_ROOTFS, OPT_NETWORK, OPT_SECCOMP, OPT_TTY, OPT_NO_TTY, OPT_USER, OPT_NAME,
 	OPT_EXPLAIN, OPT_REQUIRE, OPT_QUIET, OPT_MASK, OPT_UNMASK, OPT_DETACH, OPT_MEMORY,
 	OPT_MEMORY_SWAP, OPT_CPUS, OPT_PIDS_LIMIT, OPT_DISK_LIMIT, OPT_TIMEOUT, OPT_ULIMIT,
+	OPT_ALLOW, OPT_DENY, OPT_ADD_HOST,
 };
 
 struct opt_def {
@@ -61,6 +63,9 @@ static const struct opt_def run_options[] = {
 	{ "disk-limit", 0, true, OPT_DISK_LIMIT },
 	{ "timeout", 0, true, OPT_TIMEOUT },
 	{ "ulimit", 0, true, OPT_ULIMIT },
+	{ "allow", 0, true, OPT_ALLOW },
+	{ "deny", 0, true, OPT_DENY },
+	{ "add-host", 0, true, OPT_ADD_HOST },
 };
 
 static const struct {
@@ -322,6 +327,100 @@ static int add_bind(struct ab_config *cfg, struct ab_bind_spec *spec, struct ab_
 	return 0;
 }
 
+/* --allow / --deny: parsed now, so a malformed rule stops the run before anything starts.
+ * The same rule twice is kept once; the same rule both allowed and denied is refused. */
+static int add_net_rule(struct ab_config *cfg, const char *spec, bool deny, struct ab_error *err)
+{
+	struct ab_net_rule rule;
+	struct ab_net_rule *grown;
+	int r;
+
+	r = ab_net_rule_parse(spec, deny, &rule, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < cfg->n_net_rules; i++) {
+		if (strcmp(cfg->net_rules[i].text, rule.text) != 0)
+			continue;
+		if (cfg->net_rules[i].deny == deny)
+			return 0;
+		return ab_error_set(err, 0, "--allow '%s' and --deny '%s' contradict each other: keep one", rule.text,
+				    rule.text);
+	}
+	if (cfg->n_net_rules >= AB_NET_MAX_RULES)
+		return ab_error_set(err, 0, "too many network rules at '%s': at most %d --allow and --deny", rule.text,
+				    AB_NET_MAX_RULES);
+	grown = realloc(cfg->net_rules, (cfg->n_net_rules + 1) * sizeof(*grown));
+	if (!grown)
+		return ab_error_set(err, ENOMEM, "cannot add network rule '%s'", rule.text);
+	grown[cfg->n_net_rules++] = rule;
+	cfg->net_rules = grown;
+	return 0;
+}
+
+/* --add-host NAME:ADDR; a name may be given several addresses, as in /etc/hosts. */
+static int add_net_host(struct ab_config *cfg, const char *spec, struct ab_error *err)
+{
+	struct ab_net_host_entry e;
+	struct ab_net_host_entry *grown;
+	int r;
+
+	r = ab_net_host_entry_parse(spec, &e, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < cfg->n_net_hosts; i++)
+		if (strcmp(cfg->net_hosts[i].name, e.name) == 0 && cfg->net_hosts[i].addr.family == e.addr.family &&
+		    memcmp(cfg->net_hosts[i].addr.addr, e.addr.addr, sizeof(e.addr.addr)) == 0)
+			return 0;
+	if (cfg->n_net_hosts >= AB_MAX_NET_HOSTS)
+		return ab_error_set(err, 0, "too many --add-host entries at '%s': at most %d", spec, AB_MAX_NET_HOSTS);
+	grown = realloc(cfg->net_hosts, (cfg->n_net_hosts + 1) * sizeof(*grown));
+	if (!grown)
+		return ab_error_set(err, ENOMEM, "cannot add --add-host '%s'", spec);
+	grown[cfg->n_net_hosts++] = e;
+	cfg->net_hosts = grown;
+	return 0;
+}
+
+/* --network, --allow, --deny and --add-host together: one network mode, or a message. */
+static int settle_network(struct ab_config *cfg, bool network_given, const char *first_net_flag,
+			  struct ab_error *err)
+{
+	if (first_net_flag && network_given && cfg->network != AB_NETWORK_FILTERED)
+		return ab_error_set(err, 0, "%s needs the egress proxy: drop '--network %s'", first_net_flag,
+				    cfg->network == AB_NETWORK_HOST ? "host" : "none");
+	if (cfg->n_net_rules)
+		cfg->network = AB_NETWORK_FILTERED;
+	if (cfg->n_net_hosts && cfg->network != AB_NETWORK_FILTERED)
+		return ab_error_set(err, 0, "--add-host names are resolved by the egress proxy: add --allow rules");
+	return 0;
+}
+
+/* Filtered: programs that honour the proxy variables go to the proxy's listeners inside
+ * the sandbox (the rest is captured anyway). A variable the user set is kept. */
+static int add_proxy_env(struct ab_env *env)
+{
+	char http[64], socks[64];
+	const char *no_proxy = "localhost,127.0.0.1,::1";
+	const struct {
+		const char *name;
+		const char *value;
+	} vars[] = {
+		{ "HTTP_PROXY", http },	  { "http_proxy", http },   { "HTTPS_PROXY", http }, { "https_proxy", http },
+		{ "ALL_PROXY", socks },	  { "all_proxy", socks },   { "NO_PROXY", no_proxy }, { "no_proxy", no_proxy },
+	};
+	int r;
+
+	snprintf(http, sizeof(http), "http://127.0.0.1:%d", AB_PROXY_HTTP_PORT);
+	snprintf(socks, sizeof(socks), "socks5h://127.0.0.1:%d", AB_PROXY_SOCKS_PORT);
+	for (size_t i = 0; i < AB_ELEMENTSOF(vars); i++) {
+		if (ab_env_lookup(env->vars, vars[i].name))
+			continue;
+		if ((r = ab_env_set(env, vars[i].name, vars[i].value)) < 0)
+			return r;
+	}
+	return 0;
+}
+
 static const struct opt_def *find_option(const char *arg, const char **inline_value)
 {
 	*inline_value = NULL;
@@ -445,7 +544,8 @@ int ab_config_parse_run(int argc, char **argv, char **environ_in, struct ab_conf
 	_cleanup_strv_free_ char **env_files = NULL;
 	_cleanup_strv_free_ char **unmasks = NULL;
 	size_t n_env_args = 0, n_env_files = 0, n_unmasks = 0;
-	bool have_tmp = false;
+	bool have_tmp = false, network_given = false;
+	const char *first_net_flag = NULL; /* "--allow", "--deny" or "--add-host", for messages */
 	int i, r = 0;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -540,10 +640,28 @@ int ab_config_parse_run(int argc, char **argv, char **environ_in, struct ab_conf
 				cfg->network = AB_NETWORK_NONE;
 			else if (strcmp(value, "host") == 0)
 				cfg->network = AB_NETWORK_HOST;
+			else if (strcmp(value, "filtered") == 0)
+				cfg->network = AB_NETWORK_FILTERED;
 			else {
-				r = ab_error_set(err, 0, "unknown network mode '%s': use none or host", value);
+				r = ab_error_set(err, 0,
+						 "unknown network mode '%s': use none, host or filtered (or --allow rules)",
+						 value);
 				goto fail;
 			}
+			network_given = true;
+			break;
+		case OPT_ALLOW:
+		case OPT_DENY:
+			if (!first_net_flag)
+				first_net_flag = opt->id == OPT_ALLOW ? "--allow" : "--deny";
+			if ((r = add_net_rule(cfg, value, opt->id == OPT_DENY, err)) < 0)
+				goto fail;
+			break;
+		case OPT_ADD_HOST:
+			if (!first_net_flag)
+				first_net_flag = "--add-host";
+			if ((r = add_net_host(cfg, value, err)) < 0)
+				goto fail;
 			break;
 		case OPT_SECCOMP:
 			free(cfg->seccomp_profile);
@@ -671,6 +789,10 @@ int ab_config_parse_run(int argc, char **argv, char **environ_in, struct ab_conf
 			goto fail;
 		}
 	}
+
+	r = settle_network(cfg, network_given, first_net_flag, err);
+	if (r < 0)
+		goto fail;
 
 	if (i >= argc && !cfg->explain) {
 		r = ab_error_set(err, 0, "no command given: use 'agentbox run [OPTIONS] -- COMMAND [ARGS]'");
@@ -825,6 +947,10 @@ int ab_config_parse_run(int argc, char **argv, char **environ_in, struct ab_conf
 		if (r < 0)
 			goto fail;
 	}
+	if (cfg->network == AB_NETWORK_FILTERED && (r = add_proxy_env(&env)) < 0) {
+		r = ab_error_set(err, -r, "cannot set the proxy variables");
+		goto fail;
+	}
 	r = finish_env(cfg, &env, err);
 	if (r < 0)
 		goto fail;
@@ -860,5 +986,7 @@ void ab_config_free(struct ab_config *cfg)
 	free(cfg->overlay_upper);
 	free(cfg->overlay_work);
 	ab_mask_hits_free(cfg->mask_hits, cfg->n_mask_hits);
+	free(cfg->net_rules);
+	free(cfg->net_hosts);
 	memset(cfg, 0, sizeof(*cfg));
 }

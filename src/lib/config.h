@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../proxy/rules.h"
 #include "../shared/error.h"
 
 /* Hard caps on what a user controls. */
@@ -15,6 +16,7 @@
 #define AB_MAX_ENV 256
 #define AB_MAX_ENV_FILE_BYTES (256 * 1024)
 #define AB_MAX_NAME_LEN 63
+#define AB_MAX_NET_HOSTS 256 /* --add-host entries */
 #define AB_DEFAULT_TMP_SIZE (512ULL << 20)
 
 enum ab_workspace_mode {
@@ -29,6 +31,7 @@ enum ab_workspace_mode {
 enum ab_network_mode {
 	AB_NETWORK_NONE, /* a private network namespace with loopback only */
 	AB_NETWORK_HOST, /* the host's network namespace, shared (warned) */
+	AB_NETWORK_FILTERED, /* loopback-only namespace, egress only through the proxy's policy */
 };
 
 enum ab_seccomp_mode {
@@ -102,6 +105,11 @@ struct ab_config {
 	char **env; /* the sandbox's whole environment, NAME=VALUE, NULL-terminated */
 
 	enum ab_network_mode network;
+	/* --allow and --deny, in the order given (AB_NETWORK_FILTERED), and --add-host. */
+	struct ab_net_rule *net_rules;
+	size_t n_net_rules;
+	struct ab_net_host_entry *net_hosts;
+	size_t n_net_hosts;
 	enum ab_seccomp_mode seccomp_mode;
 	char *seccomp_profile; /* the FILE of --seccomp FILE, canonical */
 	enum ab_tty_mode tty_mode;

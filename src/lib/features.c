@@ -1,5 +1,6 @@
 #include "features.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,7 @@ unsigned ab_layers_enforced(const struct ab_config *cfg, const struct ab_feature
 
 	if (f->userns)
 		l |= AB_LAYER_USERNS;
-	if (cfg->network == AB_NETWORK_NONE)
+	if (cfg->network == AB_NETWORK_NONE || cfg->network == AB_NETWORK_FILTERED)
 		l |= AB_LAYER_NETNS;
 	if (f->cgroupns)
 		l |= AB_LAYER_CGROUPNS;
@@ -84,14 +85,34 @@ int ab_check_required(const struct ab_config *cfg, const struct ab_features *f, 
 	return 0;
 }
 
+/* The network row: what the sandbox can reach. */
+static void network_line(const struct ab_config *cfg, char *buf, size_t size)
+{
+	size_t deny = 0;
+
+	if (cfg->network != AB_NETWORK_FILTERED) {
+		snprintf(buf, size, "loopback only: no route out");
+		return;
+	}
+	for (size_t i = 0; i < cfg->n_net_rules; i++)
+		deny += cfg->net_rules[i].deny;
+	if (cfg->n_net_rules == 0)
+		snprintf(buf, size, "filtered: no rules (every destination denied), DNS answered by agentbox, every other packet refused");
+	else
+		snprintf(buf, size, "filtered: %zu rule%s (%zu allow, %zu deny), DNS answered by agentbox, every other packet refused",
+			 cfg->n_net_rules, cfg->n_net_rules == 1 ? "" : "s", cfg->n_net_rules - deny, deny);
+}
+
 void ab_report_write(FILE *out, const struct ab_config *cfg, const struct ab_features *f,
 		     const char *seccomp_summary)
 {
 	unsigned have = ab_layers_enforced(cfg, f);
 	char ll[256];
 	char uid_line[128];
+	char net_line[192];
 
 	ab_landlock_describe(f->landlock_abi, ll, sizeof(ll));
+	network_line(cfg, net_line, sizeof(net_line));
 	snprintf(uid_line, sizeof(uid_line), "uid %u inside, mapped to uid %u outside; no other id exists inside",
 		 (unsigned)cfg->sandbox_uid, (unsigned)cfg->host_uid);
 	struct {
@@ -102,7 +123,7 @@ void ab_report_write(FILE *out, const struct ab_config *cfg, const struct ab_fea
 		{ AB_LAYER_USERNS, "user namespace", uid_line },
 		{ AB_LAYER_MOUNTNS, "mount namespace", "fresh root on tmpfs (pivot_root); host tools read-only; no host home" },
 		{ AB_LAYER_PIDNS, "pid namespace", "only the sandbox's processes are visible; an init is PID 1" },
-		{ AB_LAYER_NETNS, "network namespace", "loopback only: no route out" },
+		{ AB_LAYER_NETNS, "network namespace", net_line },
 		{ AB_LAYER_IPCNS, "ipc namespace", "private System V IPC and POSIX message queues" },
 		{ AB_LAYER_UTSNS, "uts namespace", cfg->hostname },
 		{ AB_LAYER_CGROUPNS, "cgroup namespace", "the host's cgroup tree is hidden" },
@@ -132,6 +153,13 @@ void ab_report_write(FILE *out, const struct ab_config *cfg, const struct ab_fea
 		for (size_t i = 0; i < cfg->n_masks; i++)
 			fprintf(out, " %s", cfg->masks[i]);
 		fprintf(out, "\n");
+	}
+	for (size_t i = 0; i < cfg->n_net_rules; i++)
+		fprintf(out, "  %-18s %-8s %s\n", "egress", cfg->net_rules[i].deny ? "deny" : "allow", cfg->net_rules[i].text);
+	for (size_t i = 0; i < cfg->n_net_hosts; i++) {
+		char a[64] = "?";
+		inet_ntop(cfg->net_hosts[i].addr.family, cfg->net_hosts[i].addr.addr, a, sizeof(a));
+		fprintf(out, "  %-18s %-8s %s -> %s\n", "egress host", "mapped", cfg->net_hosts[i].name, a);
 	}
 	fprintf(out, "  %-18s %-8s %s\n", "root", cfg->rootfs ? "rootfs" : "host",
 		cfg->rootfs ? cfg->rootfs : "/usr /bin /sbin /lib* /etc read-only, credential files hidden");

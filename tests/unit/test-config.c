@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -249,6 +250,122 @@ static void test_limits(void)
 	   "-d with --explain: %s", err.msg);
 }
 
+static void test_network(void)
+{
+	struct ab_config cfg;
+	struct ab_error err;
+
+	ok(parse(&cfg, &err, "-w", tmpdir, "--allow", "api.example.com", "--allow", "*.GitHub.com", "--deny",
+		 "x.github.com:22", "--add-host", "api.test:127.0.0.1", "--", "true", NULL) == 0,
+	   "--allow, --deny and --add-host parse: %s", err.msg);
+	ok(cfg.network == AB_NETWORK_FILTERED, "rules make the network filtered");
+	ok(cfg.n_net_rules == 3 && !cfg.net_rules[0].deny && strcmp(cfg.net_rules[1].text, "*.github.com") == 0 &&
+		   cfg.net_rules[2].deny && cfg.net_rules[2].port == 22,
+	   "rules kept in order, normalised");
+	ok(cfg.n_net_hosts == 1 && strcmp(cfg.net_hosts[0].name, "api.test") == 0 && cfg.net_hosts[0].addr.family == AF_INET,
+	   "--add-host kept");
+	is_str(env_get(&cfg, "HTTP_PROXY"), "http://127.0.0.1:3128", "HTTP_PROXY set");
+	is_str(env_get(&cfg, "https_proxy"), "http://127.0.0.1:3128", "https_proxy set");
+	is_str(env_get(&cfg, "ALL_PROXY"), "socks5h://127.0.0.1:1080", "ALL_PROXY set");
+	is_str(env_get(&cfg, "no_proxy"), "localhost,127.0.0.1,::1", "no_proxy set");
+	ab_config_free(&cfg);
+
+	ok(parse(&cfg, &err, "-w", tmpdir, "--network", "filtered", "--", "true", NULL) == 0 &&
+		   cfg.network == AB_NETWORK_FILTERED && cfg.n_net_rules == 0 && env_get(&cfg, "HTTPS_PROXY"),
+	   "--network filtered without rules: deny everything, proxy variables set");
+	ab_config_free(&cfg);
+	ok(parse(&cfg, &err, "-w", tmpdir, "--network=filtered", "--allow=a.example", "--add-host", "b.test:[::1]", "--",
+		 "true", NULL) == 0 &&
+		   cfg.network == AB_NETWORK_FILTERED && cfg.n_net_hosts == 1 && cfg.net_hosts[0].addr.family == AF_INET6,
+	   "--network filtered with rules and an IPv6 --add-host: %s", err.msg);
+	ab_config_free(&cfg);
+	ok(parse(&cfg, &err, "-w", tmpdir, "--", "true", NULL) == 0 && !env_get(&cfg, "HTTP_PROXY") &&
+		   !env_get(&cfg, "ALL_PROXY"),
+	   "no proxy variables without filtering");
+	ab_config_free(&cfg);
+
+	ok(parse(&cfg, &err, "-w", tmpdir, "-e", "HTTP_PROXY=http://corp:8080", "-e", "no_proxy=internal", "--allow",
+		 "x.example", "--", "true", NULL) == 0,
+	   "user proxy variables parse");
+	is_str(env_get(&cfg, "HTTP_PROXY"), "http://corp:8080", "a user's -e HTTP_PROXY is kept");
+	is_str(env_get(&cfg, "no_proxy"), "internal", "a user's -e no_proxy is kept");
+	is_str(env_get(&cfg, "HTTPS_PROXY"), "http://127.0.0.1:3128", "the others are still set");
+	ab_config_free(&cfg);
+
+	ok(parse(&cfg, &err, "-w", tmpdir, "--allow", "a.example", "--allow", "A.example.", "--deny", "b.example",
+		 "--deny", "b.example", "--", "true", NULL) == 0 &&
+		   cfg.n_net_rules == 2,
+	   "the same rule twice is kept once");
+	ab_config_free(&cfg);
+
+	static const struct {
+		const char *args[6];
+		const char *needle;
+	} bad[] = {
+		{ { "--allow", "*.", "true" }, "bad network rule '*.': a wildcard needs a domain after '*.' (write '*.example.com')" },
+		{ { "--allow", "http://x", "true" }, "bad network rule 'http://x': write a host name, not a URL (write 'x' or 'x:443')" },
+		{ { "--deny", "x:70000", "true" }, "bad network rule 'x:70000': the port must be 1-65535" },
+		{ { "--allow", "", "true" }, "bad network rule ''" },
+		{ { "--allow", "10.0.0.0/33", "true" }, "'10.0.0.0/33'" },
+		{ { "--add-host", "api.test", "true" }, "bad --add-host 'api.test'" },
+		{ { "--add-host", "api.test:nowhere", "true" }, "'api.test:nowhere'" },
+		{ { "--network", "none", "--allow", "x.example", "true" }, "--allow needs the egress proxy: drop '--network none'" },
+		{ { "--allow", "x.example", "--network", "host", "true" }, "--allow needs the egress proxy: drop '--network host'" },
+		{ { "--network=host", "--deny", "x.example", "true" }, "--deny needs the egress proxy: drop '--network host'" },
+		{ { "--network", "none", "--add-host", "a.test:1.2.3.4", "true" }, "--add-host needs the egress proxy: drop '--network none'" },
+		{ { "--add-host", "a.test:1.2.3.4", "true" }, "--add-host names are resolved by the egress proxy: add --allow rules" },
+		{ { "--allow", "x.example", "--deny", "X.example", "true" }, "--allow 'x.example' and --deny 'x.example' contradict each other" },
+		{ { "--network", "bridge", "true" }, "use none, host or filtered" },
+		{ { "--allow" }, "'--allow'" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[10];
+		int argc = 0;
+		argv[argc++] = "-w";
+		argv[argc++] = tmpdir;
+		for (int j = 0; j < 6 && bad[i].args[j]; j++)
+			argv[argc++] = (char *)bad[i].args[j];
+		argv[argc] = NULL;
+		memset(&err, 0, sizeof(err));
+		int r = ab_config_parse_run(argc, argv, fake_environ, &cfg, &err);
+		bool whole = strncmp(bad[i].needle, "bad", 3) == 0 && strstr(bad[i].needle, "': ");
+		ok(r < 0 && (whole ? strcmp(err.msg, bad[i].needle) == 0 : strstr(err.msg, bad[i].needle) != NULL),
+		   "%s %s refused: %s", bad[i].args[0], bad[i].args[1] ? bad[i].args[1] : "", err.msg);
+	}
+
+	/* The caps. */
+	{
+		char **argv = calloc(2 * AB_NET_MAX_RULES + 10, sizeof(char *));
+		char (*specs)[32] = calloc(AB_NET_MAX_RULES + 1, 32);
+		int argc = 0;
+		argv[argc++] = "-w";
+		argv[argc++] = tmpdir;
+		for (int i = 0; i <= AB_NET_MAX_RULES; i++) {
+			snprintf(specs[i], 32, "h%d.example", i);
+			argv[argc++] = "--allow";
+			argv[argc++] = specs[i];
+		}
+		argv[argc++] = "true";
+		ok(ab_config_parse_run(argc - 3, argv, fake_environ, &cfg, &err) < 0 && strstr(err.msg, "no command"),
+		   "%d rules parse up to the command", AB_NET_MAX_RULES);
+		ok(ab_config_parse_run(argc, argv, fake_environ, &cfg, &err) < 0 && strstr(err.msg, "too many network rules"),
+		   "rule %d is refused: %s", AB_NET_MAX_RULES + 1, err.msg);
+		argc = 2;
+		for (int i = 0; i <= AB_MAX_NET_HOSTS; i++) {
+			snprintf(specs[i], 32, "h%d.test:10.0.0.1", i);
+			argv[argc++] = "--add-host";
+			argv[argc++] = specs[i];
+		}
+		argv[argc++] = "--allow";
+		argv[argc++] = "x.example";
+		argv[argc++] = "true";
+		ok(ab_config_parse_run(argc, argv, fake_environ, &cfg, &err) < 0 && strstr(err.msg, "too many --add-host"),
+		   "--add-host %d is refused: %s", AB_MAX_NET_HOSTS + 1, err.msg);
+		free(argv);
+		free(specs);
+	}
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir))
@@ -259,6 +376,7 @@ int main(void)
 	test_options();
 	test_pure_helpers();
 	test_limits();
+	test_network();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd) != 0)
