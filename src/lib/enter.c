@@ -52,6 +52,17 @@ static int parent_alive(int sync_fd)
 	return 0;
 }
 
+/* The sandbox's own network namespace, as cfg->network says. */
+static int setup_network(const struct ab_config *cfg, int sync_fd, struct ab_error *err)
+{
+	switch (cfg->network) {
+	case AB_NETWORK_NONE: return ab_netns_loopback_up(err); /* loopback only */
+	case AB_NETWORK_FILTERED: return ab_netns_filtered_setup(sync_fd, err);
+	case AB_NETWORK_HOST: return 0; /* the host's namespace: nothing of ours to set up */
+	}
+	return ab_error_set(err, EINVAL, "unknown network mode %d", (int)cfg->network);
+}
+
 int ab_enter_sandbox(const struct ab_enter_plan *plan, int *pty_slave, struct ab_error *err)
 {
 	const struct ab_config *cfg = plan->cfg;
@@ -59,21 +70,26 @@ int ab_enter_sandbox(const struct ab_enter_plan *plan, int *pty_slave, struct ab
 
 	*pty_slave = -1;
 
-	/* 1. Root filesystem (mount namespace). First, because it needs CAP_SYS_ADMIN in the
-	 *    user namespace, and every later step's paths (Landlock's, the terminal's) are the
-	 *    sandbox's own. */
+	/* 1. Network, first: a filtered network loads libnftables from the host's library
+	 *    directories, which the sandbox's root (step 2) no longer shows; it needs only the
+	 *    new network namespace and CAP_NET_ADMIN in the user namespace. Its listeners go
+	 *    to agentbox now, so the proxy can start while the root is being built. */
+	if ((r = setup_network(cfg, plan->sync_fd, err)) < 0)
+		return ab_error_wrap(err, "network");
+
+	/* 2. Root filesystem (mount namespace). Before the rest, because it needs CAP_SYS_ADMIN
+	 *    in the user namespace, and every later step's paths (Landlock's, the terminal's)
+	 *    are the sandbox's own. */
 	if ((r = ab_rootfs_build(cfg, err)) < 0)
 		return ab_error_wrap(err, "root filesystem");
 
-	/* 2. Network: "lo" up in the new network namespace (needs CAP_NET_ADMIN). */
-	if (cfg->network == AB_NETWORK_NONE && (r = ab_netns_loopback_up(err)) < 0)
-		return ab_error_wrap(err, "network");
-
-	/* 3. Host name in the new uts namespace (needs CAP_SYS_ADMIN). */
+	/* 3. Host name in the new uts namespace: needs CAP_SYS_ADMIN, so before step 5 takes
+	 *    the capabilities; it depends on nothing else. */
 	if (sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
 		return ab_error_set(err, errno, "cannot set the host name '%s'", cfg->hostname);
 
-	/* 4. The terminal, opened while /dev/pts is reachable and before any filter. */
+	/* 4. The terminal: after the root (it is opened in the sandbox's own devpts, mounted by
+	 *    step 2) and before any filter (Landlock and seccomp come later). */
 	if (plan->use_tty && (r = ab_open_terminal(plan->sync_fd, pty_slave, err)) < 0)
 		return r;
 

@@ -1,4 +1,4 @@
-/* THE ordered hardening pipeline. Building the sandbox (its root, network, host name and
+/* THE ordered hardening pipeline. Building the sandbox (its network, root, host name and
  * terminal) is done once, by the sandbox's init right after clone; confining a process
  * (capabilities, identity, no_new_privs, Landlock, seccomp) is done by that init and again
  * by every process that joins the sandbox later (agentbox exec), in the same order. */

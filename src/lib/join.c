@@ -177,9 +177,9 @@ static bool ns_relative_is(int fd, unsigned long req, const struct stat *want)
 }
 
 /* The checks of join.h: the user namespace a child of ours, every other namespace ours
- * (then it is not joined) or owned by that user namespace. A sandbox configured without
- * network must have a network namespace of its own: the command never gets the host's
- * network because the configuration and the sandbox disagree. */
+ * (then it is not joined) or owned by that user namespace. A sandbox configured with a
+ * network of its own (none, or filtered) must have its own network namespace: the command
+ * never gets the host's network because the configuration and the sandbox disagree. */
 static int check_ns(struct ns_handles *h, const struct ab_config *cfg, struct ab_error *err)
 {
 	struct stat own, st, user_st = { 0 };
@@ -192,7 +192,7 @@ static int check_ns(struct ns_handles *h, const struct ab_config *cfg, struct ab
 		if (stat(path, &own) < 0 || fstat(h->fd[i], &st) < 0)
 			return ab_error_set(err, errno, "cannot compare the %s namespaces", ns_table[i].name);
 		if (same_file(&st, &own)) {
-			if (ns_table[i].always || (i == NS_NET && cfg->network == AB_NETWORK_NONE))
+			if (ns_table[i].always || (i == NS_NET && cfg->network != AB_NETWORK_HOST))
 				return ab_error_set(err, 0, "the sandbox shares agentbox's %s namespace",
 						    ns_table[i].name);
 			close(h->fd[i]);

@@ -22,7 +22,7 @@
  * memory belongs to the sandbox's user namespace, which the caller owns. Either way they
  * are checked before use: the user namespace must be a child of ours, and every other
  * namespace either ours (the host's network with --network host, never when the
- * configuration says "none") or owned by that user namespace. Only a process with
+ * configuration says "none" or "filtered") or owned by that user namespace. Only a process with
  * CAP_SYS_ADMIN in the sandbox's user namespace can create a namespace owned by it, and
  * after setup none exists (every capability is dropped for good), so what passes is the
  * sandbox's own and never one that the sandbox made for itself. */

@@ -248,7 +248,8 @@ static int build_proc_sys(const struct ab_config *cfg, struct ab_error *err)
 		return ab_error_set(err, errno, "cannot mount a fresh '/proc'");
 	if ((r = ab_mkpath_beneath(NEW, "sys", false, err)) < 0)
 		return r;
-	/* A fresh sysfs needs a network namespace of our own; with the host's, bind the host's. */
+	/* A fresh sysfs needs a network namespace of our own (none or filtered); with the
+	 * host's, bind the host's. */
 	if (cfg->network == AB_NETWORK_HOST ||
 	    mount("sysfs", NEW "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
 		if ((r = ab_mount_bind(OLD "/sys", NEW "/sys", AB_ATTR_SYSTEM | MOUNT_ATTR_NOEXEC, err)) < 0)

@@ -34,7 +34,7 @@ static unsigned long clone_flags(const struct ab_config *cfg, const struct ab_fe
 
 	if (f->cgroupns)
 		flags |= CLONE_NEWCGROUP;
-	if (cfg->network == AB_NETWORK_NONE)
+	if (cfg->network != AB_NETWORK_HOST)
 		flags |= CLONE_NEWNET;
 	return flags;
 }
@@ -187,12 +187,89 @@ static void supervise(pid_t pid, int sfd, int sync_fd, int master, uint64_t time
 	*exit_code = WIFEXITED(f.status) ? WEXITSTATUS(f.status) : 128 + WTERMSIG(f.status);
 }
 
+/* The proxy's listeners, from the sandbox's init (AB_SYNC_NET_LISTENER) until the
+ * net_ready hook takes them. */
+struct net_listeners {
+	struct ab_proxy_listener l[AB_PROXY_MAX_LISTENERS];
+	size_t n;
+	bool pending; /* a filtered network whose AB_SYNC_NET_READY has not come yet */
+};
+
+static void net_listeners_close(struct net_listeners *net)
+{
+	for (size_t i = 0; i < net->n; i++)
+		close(net->l[i].fd);
+	net->n = 0;
+}
+
+static bool socket_is(int fd, int family, int type)
+{
+	int got_family, got_type;
+	socklen_t len = sizeof(int);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &got_family, &len) < 0 || len != sizeof(int))
+		return false;
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &got_type, &len) < 0 || len != sizeof(int))
+		return false;
+	return got_family == family && got_type == type;
+}
+
+/* Takes one listener (code = kind | family << 8, fd passed). Anything odd (none expected,
+ * one too many, an unknown kind or family, a socket not of that kind) is closed and stops
+ * the sandbox: its network would not be the one the proxy serves. */
+static int net_listener_take(struct net_listeners *net, int code, int fd, struct ab_error *err)
+{
+	int kind = code & 0xff, family = code >> 8, type;
+
+	if (kind == AB_PROXY_LISTEN_HTTP || kind == AB_PROXY_LISTEN_SOCKS || kind == AB_PROXY_LISTEN_CAPTURE)
+		type = SOCK_STREAM;
+	else if (kind == AB_PROXY_LISTEN_DNS)
+		type = SOCK_DGRAM;
+	else
+		type = -1;
+	if (!net->pending || net->n >= AB_PROXY_MAX_LISTENERS || fd < 0 || type < 0 ||
+	    (family != AF_INET && family != AF_INET6) || !socket_is(fd, family, type)) {
+		if (fd >= 0)
+			close(fd);
+		return ab_error_set(err, 0, "the sandbox sent an unexpected network listener (code 0x%x)",
+				    (unsigned)code);
+	}
+	net->l[net->n++] = (struct ab_proxy_listener){ .fd = fd, .kind = (enum ab_proxy_listener_kind)kind,
+						       .family = family };
+	return 0;
+}
+
+/* The listeners go to the net_ready hook, which owns them from here, whatever it returns. */
+static int net_listeners_hand_over(struct net_listeners *net, pid_t pid, struct ab_run_hooks *hooks,
+				   struct ab_error *err)
+{
+	size_t n = net->n;
+
+	if (!net->pending)
+		return ab_error_set(err, 0, "the sandbox said its network is ready, but it has no filtered network");
+	net->pending = false;
+	if (!hooks || !hooks->net_ready) {
+		net_listeners_close(net);
+		return 0;
+	}
+	net->n = 0;
+	return hooks->net_ready(pid, net->l, n, hooks->data, err);
+}
+
+static void stop_child(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	wait_child(pid);
+}
+
 int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *features,
 		   const struct ab_seccomp_set *seccomp, struct ab_run_hooks *hooks, int *exit_code,
 		   struct ab_error *err)
 {
 	_cleanup_close_ int parent_fd = -1, child_fd = -1, sfd = -1, master = -1;
 	bool use_tty = want_tty(cfg);
+	struct net_listeners net = { .pending = cfg->network == AB_NETWORK_FILTERED };
 	sigset_t set, old;
 	struct ab_sync_msg msg;
 	int socks[2], r;
@@ -238,26 +315,24 @@ int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *featur
 
 	r = ab_userns_write_maps(pid, cfg, err);
 	if (r < 0) {
-		kill(pid, SIGKILL);
-		wait_child(pid);
+		stop_child(pid);
 		goto out;
 	}
 	if (hooks && hooks->placed && (r = hooks->placed(pid, hooks->data, err)) < 0) {
-		kill(pid, SIGKILL);
-		wait_child(pid);
+		stop_child(pid);
 		goto out;
 	}
 	r = ab_sync_send(parent_fd, AB_SYNC_GO, 0, NULL, -1);
 	/* The child builds the sandbox now; what agentbox must do before the command runs
 	 * happens meanwhile, and the child waits for PROCEED before it starts the command. */
 	if (r >= 0 && hooks && hooks->prepare && hooks->prepare(pid, hooks->data, err) < 0) {
-		kill(pid, SIGKILL);
-		wait_child(pid);
+		stop_child(pid);
 		goto out;
 	}
 	/* A child that already failed has closed its end: its error is still queued for the
-	 * reads below, so a failed send here is not the story to tell. */
-	if (r >= 0)
+	 * reads below, so a failed send here is not the story to tell. With a filtered
+	 * network, PROCEED waits for the proxy's listeners and the net_ready hook. */
+	if (r >= 0 && !net.pending)
 		(void)ab_sync_send(parent_fd, AB_SYNC_PROCEED, 0, NULL, -1);
 	for (;;) {
 		int passed = -1;
@@ -281,12 +356,29 @@ int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *featur
 				close(passed);
 			continue;
 		}
+		if (msg.type == AB_SYNC_NET_LISTENER) {
+			if ((r = net_listener_take(&net, msg.code, passed, err)) < 0) {
+				stop_child(pid);
+				goto out;
+			}
+			continue;
+		}
 		if (passed >= 0)
 			close(passed);
 		if (msg.type == AB_SYNC_ERROR) {
 			wait_child(pid);
 			r = ab_error_restore(err, msg.code, msg.text);
 			goto out;
+		}
+		if (msg.type == AB_SYNC_NET_READY) {
+			/* The filter is in place and the listeners are here: the proxy starts
+			 * before the command may run. */
+			if ((r = net_listeners_hand_over(&net, pid, hooks, err)) < 0) {
+				stop_child(pid);
+				goto out;
+			}
+			(void)ab_sync_send(parent_fd, AB_SYNC_PROCEED, 0, NULL, -1);
+			continue;
 		}
 		if (msg.type == AB_SYNC_EXEC_FAILED) {
 			if (msg.code == ENOENT)
@@ -315,6 +407,7 @@ int ab_sandbox_run(const struct ab_config *cfg, const struct ab_features *featur
 			hooks->timed_out = timed_out;
 	}
 out:
+	net_listeners_close(&net);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return r;
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "../proxy/proxy.h"
 #include "../shared/error.h"
 #include "config.h"
 #include "features.h"
@@ -22,6 +23,15 @@ struct ab_run_hooks {
 	 * work that must precede the command (the automatic snapshot) overlaps the setup
 	 * instead of adding to it. A failure stops the sandbox; err says why. */
 	int (*prepare)(pid_t init_pid, void *data, struct ab_error *err);
+	/* Called in agentbox with a filtered network (AB_NETWORK_FILTERED) once the sandbox's
+	 * init has loaded its filter and made the proxy's listeners in its network namespace,
+	 * and before the command may run: the place to start the egress proxy. listeners[0..n)
+	 * (at most AB_PROXY_MAX_LISTENERS, each checked to be a socket of its kind and family)
+	 * become the hook's own, to close or to pass on, whether it succeeds or fails. A
+	 * failure stops the sandbox as prepare's does; err says why. Without the hook the
+	 * listeners are closed, and the sandbox has no way out at all. */
+	int (*net_ready)(pid_t init_pid, struct ab_proxy_listener *listeners, size_t n, void *data,
+			 struct ab_error *err);
 	/* Called in agentbox once the command runs, with the host pid of the sandbox's init. */
 	void (*started)(pid_t init_pid, void *data);
 	/* When set, follows the sandbox instead of the built-in relay to agentbox's own

@@ -16,6 +16,9 @@ enum ab_sync_type {
 	AB_SYNC_PROCEED,     /* parent -> child: agentbox's own preparation is done, run the command */
 	AB_SYNC_DISK_UPPER,  /* child -> parent: the --disk-limit copy of the changes, as SCM_RIGHTS */
 	AB_SYNC_EXITED,      /* child -> parent: the command exited with code and nothing else runs */
+	AB_SYNC_NET_LISTENER, /* child -> parent: a proxy listener made in the sandbox's network
+			       * namespace, as SCM_RIGHTS; code = kind | family << 8 (proxy.h) */
+	AB_SYNC_NET_READY,   /* child -> parent: every listener was sent; the filter is in place */
 };
 
 struct ab_sync_msg {
