@@ -19,9 +19,9 @@ LDSAN := $(SANFLAGS)
 endif
 CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(OPT) -Isrc $(CFLAGS)
 LDFLAGS_ALL := -Wl,-z,relro,-z,now,-z,noexecstack $(LDSAN) $(LDFLAGS)
-LIBS := -lseccomp -ljson-c -lmd
+LIBS := -lseccomp -ljson-c -lmd -lcares
 
-LIB_SRC := $(wildcard src/shared/*.c) $(wildcard src/lib/*.c)
+LIB_SRC := $(wildcard src/shared/*.c) $(wildcard src/lib/*.c) $(wildcard src/proxy/*.c)
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(CLI_SRC))
@@ -95,7 +95,8 @@ check-asan:
 	$(MAKE) B=build/asan SAN=1 all
 	tests/run-all.sh build/asan
 
-demo: deps-build
+demo:
+	@scripts/install-deps.sh demo
 	@$(MAKE) --no-print-directory $(B)/agentbox
 	@scripts/demo.sh $(B)/agentbox
 
@@ -105,6 +106,7 @@ bench:
 	bench/run.sh $(B)
 	bench/workspace.sh $(B)
 	bench/lifecycle.sh $(B)
+	bench/network.sh $(B)
 
 # Coverage-guided fuzzing with libFuzzer (clang), beyond the fixed-seed runs of `make
 # check`: `make fuzz FUZZ_SECONDS=300`. New crashes land in build/fuzz/crash-*.

@@ -18,5 +18,6 @@ int cmd_inspect(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_kill(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_net(int argc, char **argv);
 
 #endif

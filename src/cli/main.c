@@ -31,6 +31,7 @@ static const struct command commands[] = {
 	{ "stop", cmd_stop, "stop a sandbox (TERM, then KILL after a grace period)" },
 	{ "kill", cmd_kill, "send a signal to a sandbox (KILL by default)" },
 	{ "rm", cmd_rm, "remove an ended sandbox's record, logs and cgroup" },
+	{ "net", cmd_net, "a filtered sandbox's network: 'net log', 'net allow', 'net deny'" },
 };
 
 static void usage(FILE *out)

@@ -15,6 +15,7 @@
 #include "../shared/cleanup.h"
 #include "../shared/strutil.h"
 #include "cgroup.h"
+#include "egress.h"
 #include "session.h"
 #include "snapshot.h"
 #include "spawn.h"
@@ -32,6 +33,8 @@ struct run {
 	int ready_fd; /* detached: tells the waiting `run -d` that the command runs (or why not) */
 	int claim_fd; /* the name's lock, held until the record says running */
 	char *dir;    /* the state directory */
+	pid_t proxy_pid;    /* the egress proxy of a filtered network, or 0 */
+	int proxy_lifeline; /* its lifeline: closing it ends the proxy */
 };
 
 static bool have_limits(const struct ab_limits *l)
@@ -96,6 +99,37 @@ static int on_prepare(pid_t init_pid, void *data, struct ab_error *err)
 	struct run *rn = data;
 	(void)init_pid;
 	return rn->have_session ? ab_session_prepare(&rn->session, err) : 0;
+}
+
+/* A filtered network: the sandbox made its listeners; the proxy serves them from now on.
+ * Before the command runs, so that a proxy that cannot start stops the sandbox. */
+static int on_net_ready(pid_t init_pid, struct ab_proxy_listener *listeners, size_t n, void *data,
+			struct ab_error *err)
+{
+	struct run *rn = data;
+	int r;
+
+	(void)init_pid;
+	if (!rn->dir && (r = ab_state_dir(rn->st.name, &rn->dir, err)) < 0) {
+		for (size_t i = 0; i < n; i++)
+			close(listeners[i].fd);
+		return r;
+	}
+	return ab_egress_start(rn->cfg, rn->dir, listeners, n, &rn->proxy_pid, &rn->proxy_lifeline, err);
+}
+
+/* The sandbox is over: the proxy logs what it still holds and exits. */
+static void stop_proxy(struct run *rn)
+{
+	if (rn->proxy_lifeline >= 0) {
+		close(rn->proxy_lifeline);
+		rn->proxy_lifeline = -1;
+	}
+	if (rn->proxy_pid > 0) {
+		while (waitpid(rn->proxy_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		rn->proxy_pid = 0;
+	}
 }
 
 static void on_started(pid_t init_pid, void *data)
@@ -204,11 +238,12 @@ __attribute__((noreturn)) static void supervisor_main(struct run *rn, const stru
 						      const struct ab_seccomp_set *seccomp)
 {
 	struct ab_run_hooks hooks = { .placed = on_placed, .prepare = on_prepare, .started = on_started,
-				      .supervise = on_supervise, .data = rn, .disk_upper_fd = -1 };
+				      .net_ready = on_net_ready, .supervise = on_supervise, .data = rn,
+				      .disk_upper_fd = -1 };
 	struct ab_run_outcome out = { 0 };
 	struct ab_error err = { 0 };
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	int code = AB_EXIT_INTERNAL;
+	int code = AB_EXIT_INTERNAL, r;
 
 	setsid();
 	if (null >= 0) {
@@ -219,7 +254,9 @@ __attribute__((noreturn)) static void supervisor_main(struct run *rn, const stru
 	rn->st.supervisor_pid = getpid();
 	rn->sv.timeout_ms = rn->cfg->limits.timeout_ms;
 	rn->sv.grace_ms = 10000;
-	if (ab_sandbox_run(rn->cfg, features, seccomp, &hooks, &code, &err) < 0) {
+	r = ab_sandbox_run(rn->cfg, features, seccomp, &hooks, &code, &err);
+	stop_proxy(rn);
+	if (r < 0) {
 		if (rn->ready_fd >= 0)
 			(void)ab_write_all(rn->ready_fd, err.msg, strlen(err.msg));
 		ab_supervisor_close(&rn->sv, AB_EXIT_INTERNAL, "failed");
@@ -290,9 +327,9 @@ int ab_lifecycle_run(struct ab_config *cfg, const struct ab_features *features, 
 		     struct ab_error *err)
 {
 	struct run rn = { .cfg = cfg, .session = { .run_lock_fd = -1, .ws.lock_fd = -1 }, .ready_fd = -1,
-			  .claim_fd = -1 };
-	struct ab_run_hooks hooks = { .placed = on_placed, .prepare = on_prepare, .started = on_started, .data = &rn,
-				      .disk_upper_fd = -1 };
+			  .claim_fd = -1, .proxy_lifeline = -1 };
+	struct ab_run_hooks hooks = { .placed = on_placed, .prepare = on_prepare, .started = on_started,
+				      .net_ready = on_net_ready, .data = &rn, .disk_upper_fd = -1 };
 	size_t n = 0;
 	int lock = -1, r;
 
@@ -359,6 +396,7 @@ int ab_lifecycle_run(struct ab_config *cfg, const struct ab_features *features, 
 		goto out;
 	}
 	r = ab_sandbox_run(cfg, features, seccomp, &hooks, exit_code, err);
+	stop_proxy(&rn);
 	if (r < 0) {
 		(void)ab_cgroup_remove(&rn.cg, &(struct ab_error){ 0 });
 		(void)ab_state_remove(cfg->name, &(struct ab_error){ 0 });
@@ -369,8 +407,12 @@ int ab_lifecycle_run(struct ab_config *cfg, const struct ab_features *features, 
 		finish(&rn, *exit_code, hooks.timed_out, hooks.disk_upper_fd, cfg->quiet, out);
 		*err = keep;
 	}
-	/* A foreground run leaves no record: it was seen through while it ran. */
-	(void)ab_state_remove(cfg->name, &(struct ab_error){ 0 });
+	/* A foreground run leaves no record: it was seen through while it ran. Its network
+	 * log stays, for `agentbox net log` (the next run of the name appends to it). */
+	if (cfg->network == AB_NETWORK_FILTERED)
+		(void)ab_state_remove_keeping(cfg->name, AB_EGRESS_LOG, &(struct ab_error){ 0 });
+	else
+		(void)ab_state_remove(cfg->name, &(struct ab_error){ 0 });
 	r = 0;
 out:
 	if (rn.claim_fd >= 0 && lock < 0) {

@@ -39,7 +39,9 @@
 #include "seccomp-policy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <sys/personality.h>
 #include <sys/socket.h>
@@ -519,4 +521,129 @@ const struct ab_seccomp_table ab_seccomp_tty_guard_table = {
 	.allow_list = false,
 	.rules = tty_guard_rules,
 	.n_rules = AB_ELEMENTSOF(tty_guard_rules),
+};
+
+/* The egress proxy (src/proxy/proxy-confine.c): one process, one thread, an epoll loop
+ * that accepts on listeners it was handed, connects out over TCP, relays with splice,
+ * answers DNS over UDP, resolves with c-ares, reads the resolver's files and appends
+ * JSON lines (json-c) to a log it was handed open. Anything unlisted answers EPERM, so a
+ * syscall missing here shows up as an error in the log, not as a mystery death.
+ *
+ * Knowingly NOT allowed, and why:
+ *   - execve, execveat: it never runs a program.
+ *   - fork, vfork, clone, clone3: one process with one thread; c-ares runs without a
+ *     thread of its own (no ARES_OPT_EVENT_THREAD).
+ *   - bind, listen: its listeners come ready made (the sandbox bound them, agentbox made
+ *     the control socket); a new one would be a new way in. c-ares binds only when told
+ *     a local address, which the proxy never does. Landlock refuses TCP bind as well.
+ *   - socketpair, socket(AF_UNIX / AF_NETLINK / AF_PACKET ...): TCP and UDP over IPv4
+ *     and IPv6 are all it speaks; getifaddrs (netlink) runs before the filter.
+ *   - kill, tkill, tgkill, pidfd_*, ptrace, process_vm_*: the proxies of other
+ *     sandboxes run as the same nobody; a compromised proxy must not reach them.
+ *   - prctl, seccomp, landlock_*, setuid and friends, capset: it is already confined
+ *     and has nothing to drop or change.
+ *   - open, creat, and openat for writing: it only reads the resolver's files (Landlock
+ *     says which); the log is an fd it was handed.
+ *   - mmap/mprotect with PROT_EXEC: all its code is loaded before the filter; no new
+ *     executable memory after it.
+ *   - everything of the strict table not listed here (files, IPC, mounts, timers of
+ *     other kinds, ...): not needed.
+ */
+static const struct ab_seccomp_rule proxy_rules[] = {
+	/* The event loop: epoll, timeouts, the clocks (mostly the vDSO; these are the
+	 * fallbacks). */
+	ALLOW(epoll_create1),
+	ALLOW(epoll_ctl),
+	ALLOW(epoll_wait),
+	ALLOW(epoll_pwait),
+#ifdef __NR_epoll_pwait2
+	ALLOW(epoll_pwait2),
+#endif
+	ALLOW(poll),
+	ALLOW(ppoll),
+	ALLOW(timerfd_create),
+	ALLOW(timerfd_settime),
+	ALLOW(timerfd_gettime),
+	ALLOW(clock_gettime),
+	ALLOW(clock_getres),
+	ALLOW(gettimeofday),
+	ALLOW(time),
+	ALLOW(nanosleep),
+	ALLOW(clock_nanosleep),
+	ALLOW(restart_syscall),
+
+	/* Sockets: accepting on the listeners, connecting out, DNS both ways. */
+	ONLY_VALUES(socket, 0, EPERM, "only AF_INET and AF_INET6: TCP and UDP out", AF_INET, AF_INET6),
+	ALLOW(connect),
+	ALLOW(accept),
+	ALLOW(accept4),
+	ALLOW(getsockname),
+	ALLOW(getpeername),
+	ALLOW(getsockopt), /* SO_ERROR, SO_ORIGINAL_DST, SO_PEERCRED */
+	ALLOW(setsockopt), /* SO_LINGER for resets, TCP_NODELAY, buffer sizes */
+	ALLOW(sendto),
+	ALLOW(recvfrom),
+	ALLOW(sendmsg),
+	ALLOW(recvmsg),
+	ALLOW(sendmmsg),
+	ALLOW(recvmmsg),
+	ALLOW(shutdown),
+
+	/* Moving bytes: splice through a pipe per direction, read/write as the fallback. */
+	ALLOW(read),
+	ALLOW(write),
+	ALLOW(readv),
+	ALLOW(writev),
+	ALLOW(splice),
+	ALLOW(pipe2),
+	ALLOW(close),
+	ONLY_VALUES(fcntl, 1, EPERM, "flags and pipe sizes only: no F_SETOWN (signals), no locks",
+		    F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETPIPE_SZ, F_SETPIPE_SZ),
+	ONLY_VALUES(ioctl, 1, EPERM, "FIONREAD and FIONBIO only", FIONREAD, FIONBIO),
+
+	/* The resolver's files (/etc/resolv.conf, /etc/hosts ...), read-only; Landlock
+	 * decides which paths. */
+	REFUSE_FLAGS(openat, 2, (uint64_t)(O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND), EPERM,
+		     "it reads the resolver's files; it writes only to fds it was handed"),
+	ALLOW(fstat),
+	ALLOW(newfstatat),
+	ALLOW(lseek),
+
+	/* Memory: the allocator (and ASan's, in the sanitizer build), never executable. */
+	ALLOW(brk),
+	REFUSE_FLAGS(mmap, 2, PROT_EXEC, EPERM, "no new executable memory"),
+	REFUSE_FLAGS(mprotect, 2, PROT_EXEC, EPERM, "no new executable memory"),
+	ALLOW(munmap),
+	ALLOW(mremap),
+	ALLOW(madvise),
+	ALLOW(futex),
+
+	/* Its own signals, and the sanitizer runtime's spinlocks and alternate stack. */
+	ALLOW(rt_sigreturn),
+	ALLOW(rt_sigprocmask),
+	ALLOW(rt_sigaction),
+	ALLOW(sigaltstack),
+	ALLOW(sched_yield),
+
+	/* Itself: ids, limits, randomness (c-ares query ids, json-c's hash seed). */
+	ALLOW(exit),
+	ALLOW(exit_group),
+	ALLOW(getpid),
+	ALLOW(gettid),
+	ALLOW(getuid),
+	ALLOW(geteuid),
+	ALLOW(getgid),
+	ALLOW(getegid),
+	ONLY_VALUES(prlimit64, 0, EPERM, "its own limits only (pid 0)", 0),
+	ALLOW(getrandom),
+	ALLOW(uname),   /* c-ares asks the host name for the search domain */
+	ALLOW(sysinfo), /* glibc's qsort sizes its buffer by the memory */
+};
+
+const struct ab_seccomp_table ab_seccomp_proxy_table = {
+	.name = "proxy",
+	.allow_list = true,
+	.default_errno = EPERM,
+	.rules = proxy_rules,
+	.n_rules = AB_ELEMENTSOF(proxy_rules),
 };

@@ -52,6 +52,7 @@ struct ab_seccomp_table {
 extern const struct ab_seccomp_table ab_seccomp_default_table; /* deny list */
 extern const struct ab_seccomp_table ab_seccomp_strict_table;  /* allow list */
 extern const struct ab_seccomp_table ab_seccomp_tty_guard_table; /* TIOCSTI/TIOCLINUX only */
+extern const struct ab_seccomp_table ab_seccomp_proxy_table; /* the egress proxy's allow list */
 
 /* One masked comparison on the low 32 bits of an argument: (arg & mask) == value. */
 struct ab_seccomp_masked {

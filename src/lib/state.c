@@ -463,6 +463,36 @@ int ab_state_remove(const char *name, struct ab_error *err)
 	return 0;
 }
 
+int ab_state_remove_keeping(const char *name, const char *keep, struct ab_error *err)
+{
+	_cleanup_free_ char *dir = NULL;
+	_cleanup_close_ int dfd = -1;
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	int r = 0;
+
+	if ((r = ab_state_dir(name, &dir, err)) < 0)
+		return r;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : ab_error_set(err, errno, "cannot open '%s'", dir);
+	if (fstatat(dfd, keep, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		return ab_state_remove(name, err);
+	d = fdopendir(dup(dfd));
+	if (!d)
+		return ab_error_set(err, errno, "cannot read '%s'", dir);
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, keep))
+			continue;
+		int q = ab_remove_tree(dfd, e->d_name, false);
+		if (q < 0 && q != -ENOENT && r == 0)
+			r = ab_error_set(err, -q, "cannot remove '%s/%s'", dir, e->d_name);
+	}
+	closedir(d);
+	return r;
+}
+
 int ab_state_update(const char *name, void (*fn)(struct ab_state *st, void *ctx), void *ctx, struct ab_error *err)
 {
 	struct ab_state st;

@@ -65,6 +65,9 @@ int ab_state_list(char ***names, size_t *n, struct ab_error *err);
 int ab_state_lock(const char *name, bool exclusive, struct ab_error *err);
 /* Removes the state directory (the caller holds the lock and checked it is not running). */
 int ab_state_remove(const char *name, struct ab_error *err);
+/* Removes the record but keeps the file named keep (a foreground run's network log):
+ * the directory stays only when that file is there. */
+int ab_state_remove_keeping(const char *name, const char *keep, struct ab_error *err);
 /* Updates one record under the lock: load, fn, save. */
 int ab_state_update(const char *name, void (*fn)(struct ab_state *st, void *ctx), void *ctx, struct ab_error *err);
 void ab_state_free(struct ab_state *st);
