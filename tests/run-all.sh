@@ -59,6 +59,7 @@ stage=$(mktemp -d /tmp/agentbox-stage.XXXXXX)
 chmod 755 "$stage"
 cp "$B/agentbox" "$B/probe" "$stage/"
 cp -r "$top/tests/integration" "$stage/integration"
+mkdir -p "$stage/helpers" && cp "$top/tests/helpers/netserver.py" "$stage/helpers/"
 chmod -R a+rX "$stage"
 
 run_integration() {
