@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../proxy/audit.h"
@@ -156,10 +157,10 @@ static void reset_signals(void)
 static void __attribute__((noreturn))
 run_proxy(const struct ab_config *cfg, const char *name, struct ab_net_policy *policy,
 	  const struct ab_proxy_listener *listeners, size_t n_listeners, int control_fd, int log_fd,
-	  int lifeline_fd, pid_t parent)
+	  int lifeline_fd, int ready_fd, pid_t parent)
 {
-	struct ab_proxy_config pc = { .control_fd = -1, .log_fd = -1, .lifeline_fd = -1 };
-	int fds[AB_PROXY_MAX_LISTENERS + 3];
+	struct ab_proxy_config pc = { .control_fd = -1, .log_fd = -1, .lifeline_fd = -1, .ready_fd = -1 };
+	int fds[AB_PROXY_MAX_LISTENERS + 4];
 	size_t n = 0;
 	struct ab_error err = { 0 };
 	int r;
@@ -176,6 +177,7 @@ run_proxy(const struct ab_config *cfg, const char *name, struct ab_net_policy *p
 	fds[n++] = control_fd;
 	fds[n++] = log_fd;
 	fds[n++] = lifeline_fd;
+	fds[n++] = ready_fd;
 	if (keep_only(fds, n) < 0)
 		_exit(1);
 
@@ -191,6 +193,7 @@ run_proxy(const struct ab_config *cfg, const char *name, struct ab_net_policy *p
 	pc.control_fd = fds[n_listeners];
 	pc.log_fd = fds[n_listeners + 1];
 	pc.lifeline_fd = fds[n_listeners + 2];
+	pc.ready_fd = fds[n_listeners + 3];
 	pc.owner_uid = getuid();
 	pc.drop_privileges = geteuid() == 0;
 	pc.landlock_abi = ab_landlock_abi();
@@ -210,12 +213,37 @@ run_proxy(const struct ab_config *cfg, const char *name, struct ab_net_policy *p
 	_exit(0);
 }
 
+/* "OK" from the proxy once it is confined and serving; anything else is why it is not.
+ * A proxy that failed is reaped here. */
+static int wait_ready(int fd, pid_t pid, struct ab_error *err)
+{
+	char msg[AB_ERROR_MSG_MAX];
+	size_t got = 0;
+
+	for (;;) {
+		ssize_t n = read(fd, msg + got, sizeof(msg) - 1 - got);
+		if (n > 0 && (got += (size_t)n) < sizeof(msg) - 1)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		break;
+	}
+	msg[got] = '\0';
+	if (got == 2 && memcmp(msg, "OK", 2) == 0)
+		return 0;
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return ab_error_set(err, 0, "the egress proxy could not start: %s",
+			    got ? msg : "it exited during start-up");
+}
+
 int ab_egress_start(const struct ab_config *cfg, const char *state_dir,
 		    struct ab_proxy_listener *listeners, size_t n_listeners, pid_t *pid_out,
 		    int *lifeline_out, struct ab_error *err)
 {
 	_cleanup_free_ char *sock_path = NULL, *log_path = NULL, *old_log = NULL;
-	_cleanup_close_ int control = -1, log = -1, life_r = -1, life_w = -1;
+	_cleanup_close_ int control = -1, log = -1, life_r = -1, life_w = -1, ready_r = -1, ready_w = -1;
 	struct ab_net_policy policy = { 0 };
 	const char *name = cfg->name;
 	int pipefd[2], r = 0;
@@ -262,6 +290,12 @@ int ab_egress_start(const struct ab_config *cfg, const char *state_dir,
 	}
 	life_r = pipefd[0];
 	life_w = pipefd[1];
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		r = ab_error_set(err, errno, "cannot create the egress proxy's lifeline");
+		goto fail_sock;
+	}
+	ready_r = pipefd[0];
+	ready_w = pipefd[1];
 
 	fflush(NULL); /* nothing buffered is written twice */
 	pid = fork();
@@ -271,11 +305,19 @@ int ab_egress_start(const struct ab_config *cfg, const char *state_dir,
 	}
 	if (pid == 0) {
 		close(life_w);
-		run_proxy(cfg, name, &policy, listeners, n_listeners, control, log, life_r, parent);
+		close(ready_r);
+		run_proxy(cfg, name, &policy, listeners, n_listeners, control, log, life_r, ready_w, parent);
 	}
 
 	ab_net_policy_free(&policy);
 	close_listeners(listeners, n_listeners);
+	close(ready_w);
+	ready_w = -1;
+	/* The sandbox builds its root meanwhile; its command waits for this answer. */
+	if ((r = wait_ready(ready_r, pid, err)) < 0) {
+		unlink(sock_path);
+		return r;
+	}
 	*pid_out = pid;
 	*lifeline_out = TAKE_FD(life_w);
 	return 0;

@@ -525,7 +525,9 @@ static void close_cfg_fds(struct ab_proxy_config *cfg)
 		close(cfg->log_fd);
 	if (cfg->lifeline_fd >= 0)
 		close(cfg->lifeline_fd);
-	cfg->control_fd = cfg->log_fd = cfg->lifeline_fd = -1;
+	if (cfg->ready_fd >= 0)
+		close(cfg->ready_fd);
+	cfg->control_fd = cfg->log_fd = cfg->lifeline_fd = cfg->ready_fd = -1;
 }
 
 int ab_proxy_run(struct ab_proxy_config *cfg, struct ab_error *err)
@@ -554,6 +556,14 @@ int ab_proxy_run(struct ab_proxy_config *cfg, struct ab_error *err)
 	r = setup(p, cfg, err);
 	if (r == 0)
 		r = ab_proxy_confine(cfg, err);
+	/* Whoever started the proxy learns that it serves, confined, or why not: a sandbox
+	 * whose proxy could not start must not run as if it had one. */
+	if (cfg->ready_fd >= 0) {
+		const char *msg = r == 0 ? "OK" : err->msg;
+		(void)!write(cfg->ready_fd, msg, strlen(msg));
+		close(cfg->ready_fd);
+		cfg->ready_fd = -1;
+	}
 	if (r == 0)
 		r = serve(p, err);
 

@@ -52,6 +52,8 @@ struct ab_proxy_config {
 	int control_fd;  /* a listening AF_UNIX SOCK_SEQPACKET socket, or -1 */
 	int log_fd;      /* the audit log, O_WRONLY|O_APPEND, or -1 */
 	int lifeline_fd; /* readable end of a pipe: EOF means the sandbox is over */
+	int ready_fd;    /* written "OK" once confined and about to serve, or the reason it
+			  * could not start; then closed. -1: nobody waits */
 	uid_t owner_uid; /* who may change the policy on the control socket (root may too) */
 	bool drop_privileges; /* running as root: become nobody before serving */
 	int landlock_abi;     /* 0: none */

@@ -802,7 +802,8 @@ int ab_proxy_run(struct ab_proxy_config *cfg, struct ab_error *err)
 	for (size_t i = 0; i < cfg->n_listeners; i++)
 		fds_low = fds_low && cfg->listeners[i].fd == 3 + (int)i;
 	fds_low = fds_low && cfg->control_fd == 3 + (int)cfg->n_listeners &&
-		  cfg->log_fd == 4 + (int)cfg->n_listeners && cfg->lifeline_fd == 5 + (int)cfg->n_listeners;
+		  cfg->log_fd == 4 + (int)cfg->n_listeners && cfg->lifeline_fd == 5 + (int)cfg->n_listeners &&
+		  cfg->ready_fd == 6 + (int)cfg->n_listeners;
 	getsockopt(cfg->control_fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
 	len = sizeof(type);
 	getsockopt(cfg->control_fd, SOL_SOCKET, SO_TYPE, &type, &len);
@@ -813,12 +814,14 @@ int ab_proxy_run(struct ab_proxy_config *cfg, struct ab_error *err)
 		 "control=%d seqpacket=%d owner=%d drop=%d abi_ok=%d rules=%zu first=%s sigpipe_ign=%d "
 		 "mask_empty=%d session=%d\n",
 		 cfg->name, cfg->n_listeners, cfg->listeners[0].kind, cfg->listeners[1].kind, fds_low,
-		 fcntl(6 + (int)cfg->n_listeners, F_GETFD) < 0, fcntl(STRAY_FD, F_GETFD) < 0, listening,
+		 fcntl(7 + (int)cfg->n_listeners, F_GETFD) < 0, fcntl(STRAY_FD, F_GETFD) < 0, listening,
 		 type == SOCK_SEQPACKET, (int)cfg->owner_uid == (int)getuid(),
 		 cfg->drop_privileges == (geteuid() == 0), cfg->landlock_abi == ab_landlock_abi(), cfg->policy.n,
 		 cfg->policy.n ? cfg->policy.rules[0].text : "-", sa.sa_handler == SIG_IGN,
 		 sigisemptyset(&mask), getsid(0) == getpid());
 	(void)!write(cfg->log_fd, line, strlen(line));
+	(void)!write(cfg->ready_fd, "OK", 2);
+	close(cfg->ready_fd);
 	while (read(cfg->lifeline_fd, &c, 1) > 0)
 		;
 	ab_net_policy_free(&cfg->policy);

@@ -432,6 +432,7 @@ static pid_t start_proxy(struct ab_proxy_config *cfg, int lifeline_pipe[2], bool
 		close(efd);
 	}
 	cfg->lifeline_fd = lifeline_pipe[0];
+	cfg->ready_fd = -1;
 	cfg->drop_privileges = drop;
 	cfg->landlock_abi = ab_landlock_abi();
 	struct ab_error err = { 0 };
