@@ -73,6 +73,63 @@ static void status_text(const struct ab_state *st, char *buf, size_t size)
 		snprintf(buf, size, "%s", ab_status_name(st->status));
 }
 
+/* The network the run asked for, from its arguments (they were validated when it
+ * started): the mode, the rules as given, the --add-host entries. Live changes made with
+ * `agentbox net allow|deny` are in the network log, named here. */
+static struct json_object *network_json(const struct ab_state *st)
+{
+	static const struct {
+		const char *flag, *key;
+	} lists[] = { { "--allow", "allow" }, { "--deny", "deny" }, { "--add-host", "hosts" } };
+	struct json_object *o = json_object_new_object(), *arr[3];
+	const char *mode = "none";
+	bool filtered = false;
+
+	for (size_t k = 0; k < 3; k++)
+		arr[k] = json_object_new_array();
+	for (size_t i = 0; st->run_args && st->run_args[i]; i++) {
+		const char *a = st->run_args[i];
+		if (!strcmp(a, "--"))
+			break;
+		if (!strncmp(a, "--network", 9) && (a[9] == '=' || a[9] == '\0')) {
+			const char *v = a[9] == '=' ? a + 10 : st->run_args[i + 1];
+			if (v)
+				mode = v;
+			continue;
+		}
+		for (size_t k = 0; k < 3; k++) {
+			size_t n = strlen(lists[k].flag);
+			const char *v = NULL;
+			if (!strncmp(a, lists[k].flag, n) && a[n] == '=')
+				v = a + n + 1;
+			else if (!strcmp(a, lists[k].flag))
+				v = st->run_args[++i];
+			if (v) {
+				json_object_array_add(arr[k], json_object_new_string(v));
+				filtered = filtered || k < 2;
+			}
+			if (v || !st->run_args[i])
+				break;
+		}
+		if (!st->run_args[i])
+			break;
+	}
+	if (filtered)
+		mode = "filtered";
+	json_object_object_add(o, "mode", json_object_new_string(mode));
+	for (size_t k = 0; k < 3; k++)
+		json_object_object_add(o, lists[k].key, arr[k]);
+	if (!strcmp(mode, "filtered")) {
+		char *dir = NULL, *log = NULL;
+		struct ab_error ignored;
+		if (ab_state_dir(st->name, &dir, &ignored) >= 0 && asprintf(&log, "%s/net.log", dir) >= 0)
+			json_object_object_add(o, "log", json_object_new_string(log));
+		free(log);
+		free(dir);
+	}
+	return o;
+}
+
 static struct json_object *state_json(const struct ab_state *st, const struct ab_usage *u, bool full)
 {
 	struct json_object *o = json_object_new_object(), *cmd = json_object_new_array();
@@ -127,6 +184,7 @@ static struct json_object *state_json(const struct ab_state *st, const struct ab
 		for (size_t i = 0; st->run_args && st->run_args[i]; i++)
 			json_object_array_add(args, json_object_new_string(st->run_args[i]));
 		json_object_object_add(o, "run_args", args);
+		json_object_object_add(o, "network", network_json(st));
 	}
 	return o;
 }

@@ -462,6 +462,12 @@ if [ "$AB_RC" = 0 ] && wait_status live running 10; then
 else
 	fail "a detached filtered sandbox runs" "$(last_run)"
 fi
+ab inspect live
+if python3 -c 'import json,sys; n=json.load(sys.stdin)["network"]; sys.exit(not (n["mode"] == "filtered" and "api.test" in n["allow"] and "later.test:127.0.0.1" in n["hosts"] and n["log"].endswith("/net.log")))' <<<"$AB_OUT"; then
+	pass "inspect shows the network: filtered, its rules, its mapped hosts and its log"
+else
+	fail "inspect shows the network: filtered, its rules, its mapped hosts and its log" "$(last_run)"
+fi
 PX=(-x http://127.0.0.1:3128)
 ab exec live -- "$P" env HTTP_PROXY
 expect_line "exec gets the proxy variables too" "HTTP_PROXY=http://127.0.0.1:3128"
