@@ -245,6 +245,21 @@ else
 	fail "net log: an allowed connection counts its bytes each way" "$NETLOG"
 fi
 
+# Python's urllib takes the proxy from the same variables.
+box --name urllib "${BASE[@]}" -- python3 -c '
+import sys, urllib.request, urllib.error
+print("ok_body=" + urllib.request.urlopen(sys.argv[1], timeout=10).read().decode().strip())
+try:
+    urllib.request.urlopen(sys.argv[2], timeout=10)
+except urllib.error.HTTPError as e:
+    print("deny_code=%d" % e.code)
+    print("deny_body=" + e.read().decode().strip())
+' "http://api.test:$HTTP/hello" "http://denied.test:$HTTP/hello"
+expect_line "Python's urllib reaches an allowed host through HTTP_PROXY" "ok_body=hello from api.test"
+expect_line "Python's urllib gets the 403 for a denied host" "deny_code=403"
+expect_line "... whose body names the denial" \
+	"deny_body=agentbox: egress to denied.test:$HTTP denied by policy (no rule allows it)"
+
 # ---- programs that ignore the proxy variables: captured ----------------------------------
 
 box --name capture "${BASE[@]}" -- sh -c '
