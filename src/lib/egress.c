@@ -102,9 +102,11 @@ static int open_log(const char *path, const char *old_path, struct ab_error *err
  * sanitizer's report), every other fd is closed. Returns 0 or -errno. */
 static int keep_only(int *fds, size_t n)
 {
-	int base = 3 + (int)n, tmp[AB_PROXY_MAX_LISTENERS + 3];
+	int base = 3 + (int)n, tmp[AB_PROXY_MAX_LISTENERS + 4]; /* listeners, control, log, lifeline, ready */
 	int null;
 
+	if (n > sizeof(tmp) / sizeof(tmp[0]))
+		return -E2BIG;
 	for (size_t i = 0; i < n; i++)
 		if (fds[i] >= base)
 			base = fds[i] + 1;
