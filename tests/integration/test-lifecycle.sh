@@ -237,16 +237,21 @@ else
 fi
 
 # ---- twenty at once ----------------------------------------------------------------------
+# Each waits for a file the test creates once it has counted them running (the workspace is
+# bound read-only, so they see it appear): a slow machine cannot make them end too early.
+rm -f "$WS/many-go"
 pids=()
 for i in $(seq 1 20); do
-	(cd "$WS" && "$AB" run -d -q --workspace-mode ro --name "many-$i" -- sh -c 'sleep 2; echo done' \
-		>"$T/many-$i.out" 2>&1) &
+	(cd "$WS" && "$AB" run -d -q --workspace-mode ro --timeout 120s --name "many-$i" -- \
+		sh -c 'while [ ! -e many-go ]; do sleep 0.1; done; echo done' >"$T/many-$i.out" 2>&1) &
 	pids+=($!)
 done
 bad=0
 for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
 running=$("$AB" ps | grep -cE '^many-[0-9]+ +running')
+touch "$WS/many-go"
 for i in $(seq 1 20); do wait_status "many-$i" exited 20 || bad=$((bad + 1)); done
+rm -f "$WS/many-go"
 exits=$("$AB" ps --all | grep -cE '^many-[0-9]+ +exited .* 0$')
 for i in $(seq 1 20); do "$AB" rm "many-$i" >/dev/null 2>&1 || bad=$((bad + 1)); done
 left=$(ls "$T/run" | grep -c '^many-')

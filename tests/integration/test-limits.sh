@@ -101,7 +101,9 @@ else
 	fail "writing past --disk-limit fails with ENOSPC inside" "$(last_run)"
 fi
 diff=$((free_before - free_during))
-if [ "${diff#-}" -lt $((10 * 1024 * 1024)) ]; then
+# dd tries 100 MiB: on the host's disk they would all be there. Half of that is the line, so
+# that other work on the machine writing meanwhile does not decide the test.
+if [ "${diff#-}" -lt $((50 * 1024 * 1024)) ]; then
 	pass "the host's free space is unchanged while the sandbox fills its disk (delta $diff bytes)"
 else
 	fail "the host's free space is unchanged while the sandbox fills its disk" "delta $diff bytes"
