@@ -6,8 +6,8 @@
 set -eu
 
 purpose=${1:-build}
-build_pkgs="gcc make libc6-dev pkg-config libseccomp-dev libjson-c-dev libmd-dev libc-ares-dev libnftables1"
-test_pkgs="util-linux iproute2 procps busybox-static debootstrap asciinema curl python3 openssl"
+build_pkgs="gcc make libc6-dev pkg-config libseccomp-dev libjson-c-dev libmd-dev libc-ares-dev libnftnl-dev libmnl-dev"
+test_pkgs="util-linux iproute2 procps nftables busybox-static debootstrap asciinema curl python3 openssl"
 bench_pkgs="bubblewrap crun firejail runsc socat"
 
 case "$purpose" in

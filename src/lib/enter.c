@@ -70,7 +70,7 @@ int ab_enter_sandbox(const struct ab_enter_plan *plan, int *pty_slave, struct ab
 
 	*pty_slave = -1;
 
-	/* 1. Network, first: a filtered network loads libnftables from the host's library
+	/* 1. Network, first: a filtered network loads libnftnl and libmnl from the host's library
 	 *    directories, which the sandbox's root (step 2) no longer shows; it needs only the
 	 *    new network namespace and CAP_NET_ADMIN in the user namespace. Its listeners go
 	 *    to agentbox now, so the proxy can start while the root is being built. */

@@ -22,7 +22,7 @@ int ab_netns_loopback_up(struct ab_error *err);
  *      Each goes to agentbox over sync_fd (AB_SYNC_NET_LISTENER, code = kind | family << 8,
  *      the socket as SCM_RIGHTS) and the caller's copy is closed; then AB_SYNC_NET_READY.
  * Where the namespace has no IPv6 (no ::1), the IPv6 route and listeners are left out.
- * libnftables is loaded from the host's libraries: call this before the sandbox's root. */
+ * libnftnl and libmnl are loaded from the host's libraries: call this before the sandbox's root. */
 int ab_netns_filtered_setup(int sync_fd, struct ab_error *err);
 
 #endif
