@@ -1,8 +1,13 @@
 /* Starting a filtered sandbox's egress proxy: its control socket and audit log in the
- * state directory, then a process of its own that keeps only its fds.
+ * state directory, then a process of its own that keeps only its fds. It starts before
+ * the sandbox is cloned, so that its setup and confinement overlap the sandbox's; the
+ * sandbox's listeners reach it later.
  *
- *   agentbox ── fork ──> proxy: setsid, PDEATHSIG, fds 3.. = listeners, control, log,
- *      │                        lifeline; everything else closed; ab_proxy_run; _exit
+ *   agentbox ── fork ──> proxy: setsid, PDEATHSIG, fds 3.. = control, log, lifeline,
+ *      │                        ready, listeners socket; everything else closed;
+ *      │                        ab_proxy_run: setup, confinement, then waits
+ *      ├── clones the sandbox, which makes its listeners and sends them up
+ *      ├── net_ready: listeners ── SCM_RIGHTS ──> proxy; waits for its "OK" on ready
  *      └── keeps the lifeline's write end: when it closes, the proxy ends
  *
  * The proxy leaves with _exit(), never exit(): atexit handlers (the sanitizer's leak
@@ -29,12 +34,21 @@
 #include "landlock.h"
 
 #define CONTROL_BACKLOG 16
+#define EGRESS_FDS 5 /* what the proxy process keeps: control, log, lifeline, ready, listeners */
 
 static char *path_in(const char *dir, const char *file)
 {
 	char *p;
 
 	return asprintf(&p, "%s/%s", dir, file) < 0 ? NULL : p;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
 }
 
 static void close_listeners(struct ab_proxy_listener *listeners, size_t n)
@@ -102,7 +116,7 @@ static int open_log(const char *path, const char *old_path, struct ab_error *err
  * sanitizer's report), every other fd is closed. Returns 0 or -errno. */
 static int keep_only(int *fds, size_t n)
 {
-	int base = 3 + (int)n, tmp[AB_PROXY_MAX_LISTENERS + 4]; /* listeners, control, log, lifeline, ready */
+	int base = 3 + (int)n, tmp[EGRESS_FDS];
 	int null;
 
 	if (n > sizeof(tmp) / sizeof(tmp[0]))
@@ -157,13 +171,12 @@ static void reset_signals(void)
 
 /* The proxy process. Never returns. */
 static void __attribute__((noreturn))
-run_proxy(const struct ab_config *cfg, const char *name, struct ab_net_policy *policy,
-	  const struct ab_proxy_listener *listeners, size_t n_listeners, int control_fd, int log_fd,
-	  int lifeline_fd, int ready_fd, pid_t parent)
+run_proxy(const struct ab_config *cfg, const char *name, struct ab_net_policy *policy, int control_fd,
+	  int log_fd, int lifeline_fd, int ready_fd, int listeners_fd, pid_t parent)
 {
-	struct ab_proxy_config pc = { .control_fd = -1, .log_fd = -1, .lifeline_fd = -1, .ready_fd = -1 };
-	int fds[AB_PROXY_MAX_LISTENERS + 4];
-	size_t n = 0;
+	struct ab_proxy_config pc = { .control_fd = -1, .log_fd = -1, .lifeline_fd = -1, .ready_fd = -1,
+				      .listeners_fd = -1 };
+	int fds[EGRESS_FDS] = { control_fd, log_fd, lifeline_fd, ready_fd, listeners_fd };
 	struct ab_error err = { 0 };
 	int r;
 
@@ -173,29 +186,19 @@ run_proxy(const struct ab_config *cfg, const char *name, struct ab_net_policy *p
 	/* Its own session: a Ctrl-C on agentbox's terminal is for the sandbox, not for it. */
 	setsid();
 	reset_signals();
-
-	for (size_t i = 0; i < n_listeners; i++)
-		fds[n++] = listeners[i].fd;
-	fds[n++] = control_fd;
-	fds[n++] = log_fd;
-	fds[n++] = lifeline_fd;
-	fds[n++] = ready_fd;
-	if (keep_only(fds, n) < 0)
+	if (keep_only(fds, EGRESS_FDS) < 0)
 		_exit(1);
 
 	snprintf(pc.name, sizeof(pc.name), "%s", name);
 	pc.policy = *policy; /* this process's copy of the parent's memory; the proxy frees it */
 	pc.hosts = cfg->net_hosts;
 	pc.n_hosts = cfg->n_net_hosts;
-	for (size_t i = 0; i < n_listeners; i++) {
-		pc.listeners[i] = listeners[i];
-		pc.listeners[i].fd = fds[i];
-	}
-	pc.n_listeners = n_listeners;
-	pc.control_fd = fds[n_listeners];
-	pc.log_fd = fds[n_listeners + 1];
-	pc.lifeline_fd = fds[n_listeners + 2];
-	pc.ready_fd = fds[n_listeners + 3];
+	pc.n_listeners = 0; /* they come on listeners_fd */
+	pc.control_fd = fds[0];
+	pc.log_fd = fds[1];
+	pc.lifeline_fd = fds[2];
+	pc.ready_fd = fds[3];
+	pc.listeners_fd = fds[4];
 	pc.owner_uid = getuid();
 	pc.drop_privileges = geteuid() == 0;
 	pc.landlock_abi = ab_landlock_abi();
@@ -215,59 +218,51 @@ run_proxy(const struct ab_config *cfg, const char *name, struct ab_net_policy *p
 	_exit(0);
 }
 
-/* "OK" from the proxy once it is confined and serving; anything else is why it is not.
- * A proxy that failed is reaped here. */
-static int wait_ready(int fd, pid_t pid, struct ab_error *err)
+/* "OK" from the proxy once it is confined, with its listeners, and serving; anything
+ * else is why it is not. Returns 0, or -1 with the text in msg (empty: none came). */
+static int read_ready(int fd, char *msg, size_t size)
 {
-	char msg[AB_ERROR_MSG_MAX];
 	size_t got = 0;
 
 	for (;;) {
-		ssize_t n = read(fd, msg + got, sizeof(msg) - 1 - got);
-		if (n > 0 && (got += (size_t)n) < sizeof(msg) - 1)
+		ssize_t n = read(fd, msg + got, size - 1 - got);
+		if (n > 0 && (got += (size_t)n) < size - 1)
 			continue;
 		if (n < 0 && errno == EINTR)
 			continue;
 		break;
 	}
 	msg[got] = '\0';
-	if (got == 2 && memcmp(msg, "OK", 2) == 0)
-		return 0;
-	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	return ab_error_set(err, 0, "the egress proxy could not start: %s",
-			    got ? msg : "it exited during start-up");
+	return got == 2 && memcmp(msg, "OK", 2) == 0 ? 0 : -1;
 }
 
-int ab_egress_start(const struct ab_config *cfg, const char *state_dir,
-		    struct ab_proxy_listener *listeners, size_t n_listeners, pid_t *pid_out,
-		    int *lifeline_out, struct ab_error *err)
+static void reap(pid_t pid)
+{
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+int ab_egress_spawn(const struct ab_config *cfg, const char *state_dir, struct ab_egress *eg,
+		    struct ab_error *err)
 {
 	_cleanup_free_ char *sock_path = NULL, *log_path = NULL, *old_log = NULL;
-	_cleanup_close_ int control = -1, log = -1, life_r = -1, life_w = -1, ready_r = -1, ready_w = -1;
+	_cleanup_close_ int control = -1, log = -1, life_r = -1, life_w = -1, ready_r = -1, ready_w = -1,
+			    lis_ours = -1, lis_theirs = -1;
 	struct ab_net_policy policy = { 0 };
 	const char *name = cfg->name;
 	int pipefd[2], r = 0;
 	pid_t parent = getpid(), pid;
 
-	*pid_out = -1;
-	*lifeline_out = -1;
+	*eg = (struct ab_egress)AB_EGRESS_INIT;
 	if (!name) {
 		const char *slash = strrchr(state_dir, '/');
 		name = slash ? slash + 1 : state_dir;
 	}
-	if (n_listeners > AB_PROXY_MAX_LISTENERS) {
-		r = ab_error_set(err, E2BIG, "too many proxy listeners (%zu)", n_listeners);
-		goto fail;
-	}
 	sock_path = path_in(state_dir, AB_EGRESS_CONTROL);
 	log_path = path_in(state_dir, AB_EGRESS_LOG);
 	old_log = path_in(state_dir, AB_EGRESS_LOG ".1");
-	if (!sock_path || !log_path || !old_log) {
-		r = ab_error_set(err, ENOMEM, "cannot start the egress proxy");
-		goto fail;
-	}
+	if (!sock_path || !log_path || !old_log)
+		return ab_error_set(err, ENOMEM, "cannot start the egress proxy");
 	for (size_t i = 0; i < cfg->n_net_rules; i++) {
 		r = ab_net_policy_add(&policy, &cfg->net_rules[i]);
 		if (r < 0) {
@@ -293,11 +288,17 @@ int ab_egress_start(const struct ab_config *cfg, const char *state_dir,
 	life_r = pipefd[0];
 	life_w = pipefd[1];
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		r = ab_error_set(err, errno, "cannot create the egress proxy's lifeline");
+		r = ab_error_set(err, errno, "cannot create the egress proxy's ready pipe");
 		goto fail_sock;
 	}
 	ready_r = pipefd[0];
 	ready_w = pipefd[1];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pipefd) < 0) {
+		r = ab_error_set(err, errno, "cannot create the egress proxy's listener socket");
+		goto fail_sock;
+	}
+	lis_ours = pipefd[0];
+	lis_theirs = pipefd[1];
 
 	fflush(NULL); /* nothing buffered is written twice */
 	pid = fork();
@@ -308,26 +309,103 @@ int ab_egress_start(const struct ab_config *cfg, const char *state_dir,
 	if (pid == 0) {
 		close(life_w);
 		close(ready_r);
-		run_proxy(cfg, name, &policy, listeners, n_listeners, control, log, life_r, ready_w, parent);
+		close(lis_ours);
+		run_proxy(cfg, name, &policy, control, log, life_r, ready_w, lis_theirs, parent);
 	}
 
 	ab_net_policy_free(&policy);
-	close_listeners(listeners, n_listeners);
-	close(ready_w);
-	ready_w = -1;
-	/* The sandbox builds its root meanwhile; its command waits for this answer. */
-	if ((r = wait_ready(ready_r, pid, err)) < 0) {
-		unlink(sock_path);
-		return r;
-	}
-	*pid_out = pid;
-	*lifeline_out = TAKE_FD(life_w);
+	/* The proxy sets itself up meanwhile; ab_egress_hand_listeners waits for its answer. */
+	eg->pid = pid;
+	eg->lifeline_fd = TAKE_FD(life_w);
+	eg->listeners_fd = TAKE_FD(lis_ours);
+	eg->ready_fd = TAKE_FD(ready_r);
 	return 0;
 
 fail_sock:
 	unlink(sock_path);
 fail:
 	ab_net_policy_free(&policy);
-	close_listeners(listeners, n_listeners);
 	return r;
+}
+
+/* One message: the kinds and families as the payload, the fds as SCM_RIGHTS. */
+static int send_listeners(int sock, const struct ab_proxy_listener *listeners, size_t n)
+{
+	struct ab_proxy_listener_wire wire[AB_PROXY_MAX_LISTENERS];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * AB_PROXY_MAX_LISTENERS)];
+	} ctl;
+	struct iovec iov = { .iov_base = wire, .iov_len = n * sizeof(wire[0]) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			      .msg_controllen = CMSG_SPACE(sizeof(int) * n) };
+	struct cmsghdr *c;
+	ssize_t sent;
+
+	memset(&ctl, 0, sizeof(ctl));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+	for (size_t i = 0; i < n; i++) {
+		wire[i] = (struct ab_proxy_listener_wire){ .kind = (int32_t)listeners[i].kind,
+							   .family = listeners[i].family };
+		memcpy(CMSG_DATA(c) + i * sizeof(int), &listeners[i].fd, sizeof(int));
+	}
+	do
+		sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (sent < 0 && errno == EINTR);
+	if (sent < 0)
+		return -errno;
+	return (size_t)sent == iov.iov_len ? 0 : -EIO;
+}
+
+int ab_egress_hand_listeners(struct ab_egress *eg, struct ab_proxy_listener *listeners, size_t n,
+			     struct ab_error *err)
+{
+	char msg[AB_ERROR_MSG_MAX];
+	int r;
+
+	if (eg->pid <= 0 || eg->listeners_fd < 0 || eg->ready_fd < 0) {
+		close_listeners(listeners, n);
+		return ab_error_set(err, ESRCH, "the egress proxy is not running");
+	}
+	if (n == 0 || n > AB_PROXY_MAX_LISTENERS) {
+		close_listeners(listeners, n);
+		return ab_error_set(err, EINVAL, "cannot hand %zu listeners to the egress proxy", n);
+	}
+	r = send_listeners(eg->listeners_fd, listeners, n);
+	close_listeners(listeners, n); /* the proxy's own now (or nobody's) */
+	close_fd(&eg->listeners_fd);  /* a proxy still waiting sees the end: no wait forever below */
+	/* The proxy confined itself while the sandbox was built; registering the listeners is
+	 * all that is left before its answer. */
+	if (read_ready(eg->ready_fd, msg, sizeof(msg)) == 0) {
+		close_fd(&eg->ready_fd);
+		return 0;
+	}
+	close_fd(&eg->ready_fd);
+	close_fd(&eg->lifeline_fd);
+	kill(eg->pid, SIGKILL);
+	reap(eg->pid);
+	eg->pid = -1;
+	if (msg[0])
+		return ab_error_set(err, 0, "the egress proxy could not start: %s", msg);
+	if (r < 0)
+		return ab_error_set(err, -r, "cannot hand the listeners to the egress proxy");
+	return ab_error_set(err, 0, "the egress proxy could not start: it exited during start-up");
+}
+
+void ab_egress_stop(struct ab_egress *eg)
+{
+	if (!eg)
+		return;
+	/* Either end tells a proxy still waiting for its listeners that none will come; a
+	 * serving one logs what it still holds and exits. */
+	close_fd(&eg->lifeline_fd);
+	close_fd(&eg->listeners_fd);
+	close_fd(&eg->ready_fd);
+	if (eg->pid > 0) {
+		reap(eg->pid);
+		eg->pid = -1;
+	}
 }

@@ -33,8 +33,7 @@ struct run {
 	int ready_fd; /* detached: tells the waiting `run -d` that the command runs (or why not) */
 	int claim_fd; /* the name's lock, held until the record says running */
 	char *dir;    /* the state directory */
-	pid_t proxy_pid;    /* the egress proxy of a filtered network, or 0 */
-	int proxy_lifeline; /* its lifeline: closing it ends the proxy */
+	struct ab_egress egress; /* the proxy of a filtered network */
 };
 
 static bool have_limits(const struct ab_limits *l)
@@ -101,35 +100,35 @@ static int on_prepare(pid_t init_pid, void *data, struct ab_error *err)
 	return rn->have_session ? ab_session_prepare(&rn->session, err) : 0;
 }
 
-/* A filtered network: the sandbox made its listeners; the proxy serves them from now on.
- * Before the command runs, so that a proxy that cannot start stops the sandbox. */
+/* A filtered network: the proxy starts before the sandbox, so that its start overlaps
+ * the sandbox's; it waits for the listeners (on_net_ready). */
+static int start_proxy(struct run *rn, struct ab_error *err)
+{
+	int r;
+
+	if (rn->cfg->network != AB_NETWORK_FILTERED)
+		return 0;
+	if (!rn->dir && (r = ab_state_dir(rn->st.name, &rn->dir, err)) < 0)
+		return r;
+	return ab_egress_spawn(rn->cfg, rn->dir, &rn->egress, err);
+}
+
+/* The sandbox made its listeners; the proxy serves them from now on. Before the command
+ * runs, so that a proxy that cannot start stops the sandbox. */
 static int on_net_ready(pid_t init_pid, struct ab_proxy_listener *listeners, size_t n, void *data,
 			struct ab_error *err)
 {
 	struct run *rn = data;
-	int r;
 
 	(void)init_pid;
-	if (!rn->dir && (r = ab_state_dir(rn->st.name, &rn->dir, err)) < 0) {
-		for (size_t i = 0; i < n; i++)
-			close(listeners[i].fd);
-		return r;
-	}
-	return ab_egress_start(rn->cfg, rn->dir, listeners, n, &rn->proxy_pid, &rn->proxy_lifeline, err);
+	return ab_egress_hand_listeners(&rn->egress, listeners, n, err);
 }
 
-/* The sandbox is over: the proxy logs what it still holds and exits. */
+/* The sandbox is over, or never started: the proxy logs what it still holds (if it got
+ * that far) and exits. */
 static void stop_proxy(struct run *rn)
 {
-	if (rn->proxy_lifeline >= 0) {
-		close(rn->proxy_lifeline);
-		rn->proxy_lifeline = -1;
-	}
-	if (rn->proxy_pid > 0) {
-		while (waitpid(rn->proxy_pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		rn->proxy_pid = 0;
-	}
+	ab_egress_stop(&rn->egress);
 }
 
 static void on_started(pid_t init_pid, void *data)
@@ -254,7 +253,9 @@ __attribute__((noreturn)) static void supervisor_main(struct run *rn, const stru
 	rn->st.supervisor_pid = getpid();
 	rn->sv.timeout_ms = rn->cfg->limits.timeout_ms;
 	rn->sv.grace_ms = 10000;
-	r = ab_sandbox_run(rn->cfg, features, seccomp, &hooks, &code, &err);
+	r = start_proxy(rn, &err);
+	if (r == 0)
+		r = ab_sandbox_run(rn->cfg, features, seccomp, &hooks, &code, &err);
 	stop_proxy(rn);
 	if (r < 0) {
 		if (rn->ready_fd >= 0)
@@ -327,7 +328,7 @@ int ab_lifecycle_run(struct ab_config *cfg, const struct ab_features *features, 
 		     struct ab_error *err)
 {
 	struct run rn = { .cfg = cfg, .session = { .run_lock_fd = -1, .ws.lock_fd = -1 }, .ready_fd = -1,
-			  .claim_fd = -1, .proxy_lifeline = -1 };
+			  .claim_fd = -1, .egress = AB_EGRESS_INIT };
 	struct ab_run_hooks hooks = { .placed = on_placed, .prepare = on_prepare, .started = on_started,
 				      .net_ready = on_net_ready, .data = &rn, .disk_upper_fd = -1 };
 	size_t n = 0;
@@ -395,7 +396,9 @@ int ab_lifecycle_run(struct ab_config *cfg, const struct ab_features *features, 
 		*exit_code = 0;
 		goto out;
 	}
-	r = ab_sandbox_run(cfg, features, seccomp, &hooks, exit_code, err);
+	r = start_proxy(&rn, err);
+	if (r == 0)
+		r = ab_sandbox_run(cfg, features, seccomp, &hooks, exit_code, err);
 	stop_proxy(&rn);
 	if (r < 0) {
 		(void)ab_cgroup_remove(&rn.cg, &(struct ab_error){ 0 });

@@ -25,7 +25,7 @@ struct ab_run_hooks {
 	int (*prepare)(pid_t init_pid, void *data, struct ab_error *err);
 	/* Called in agentbox with a filtered network (AB_NETWORK_FILTERED) once the sandbox's
 	 * init has loaded its filter and made the proxy's listeners in its network namespace,
-	 * and before the command may run: the place to start the egress proxy. listeners[0..n)
+	 * and before the command may run: the place to hand them to the egress proxy. listeners[0..n)
 	 * (at most AB_PROXY_MAX_LISTENERS, each checked to be a socket of its kind and family)
 	 * become the hook's own, to close or to pass on, whether it succeeds or fails. A
 	 * failure stops the sandbox as prepare's does; err says why. Without the hook the

@@ -7,7 +7,7 @@
  * kernel does not interleave it with another writer's line).
  *
  * Size: the proxy cannot rotate its own log (Landlock leaves it no access to the state
- * directory, only the open fd), so ab_egress_start moves a log of half AB_AUDIT_LOG_MAX
+ * directory, only the open fd), so ab_egress_spawn moves a log of half AB_AUDIT_LOG_MAX
  * to net.log.1 when the proxy starts, and while it runs a log that nears AB_AUDIT_LOG_MAX
  * gets one last line saying so and nothing more (ab_audit_write returns -EFBIG): the
  * run directory is often a tmpfs, and a sandbox that floods the proxy with denied

@@ -1,11 +1,16 @@
 /* The egress proxy's process: it builds what needs the file system (the resolver reads
- * /etc/resolv.conf) and its own addresses, confines itself, then serves one epoll loop
- * until the lifeline closes: the listeners (HTTP, SOCKS, capture: proxy-conn.c; DNS:
- * here), the control socket, c-ares' sockets, and the connections' deadlines. */
+ * /etc/resolv.conf) and its own addresses, confines itself, takes its listeners when they
+ * come later (agentbox starts it before the sandbox has made them), then serves one epoll
+ * loop until the lifeline closes: the listeners (HTTP, SOCKS, capture: proxy-conn.c; DNS:
+ * here), the control socket, c-ares' sockets, and the connections' deadlines.
+ *
+ *   setup ─> confine ─> [listeners_fd: one message, n kinds + n fds] ─> "OK" on ready_fd ─> serve
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -462,6 +467,149 @@ static int set_nonblock(int fd)
 	return 0;
 }
 
+static int watch_listeners(struct px_proxy *p, struct ab_proxy_config *cfg, struct ab_error *err)
+{
+	int r;
+
+	if (cfg->n_listeners > AB_PROXY_MAX_LISTENERS)
+		return ab_error_set(err, EINVAL, "too many listeners for the egress proxy (%zu)",
+				    cfg->n_listeners);
+	for (size_t i = 0; i < cfg->n_listeners; i++) {
+		p->listeners[i] = (struct px_watch){ .kind = PX_W_LISTENER, .fd = cfg->listeners[i].fd };
+		p->listener_kind[i] = cfg->listeners[i].kind;
+		p->listener_family[i] = cfg->listeners[i].family;
+		p->n_listeners = i + 1;
+		r = set_nonblock(cfg->listeners[i].fd);
+		if (r == 0)
+			r = px_watch_set(p, &p->listeners[i], EPOLLIN);
+		if (r < 0)
+			return ab_error_set(err, -r, "cannot watch the egress proxy's listener %zu", i);
+	}
+	return 0;
+}
+
+/* ---- listeners that come later -------------------------------------------------- */
+
+static int listener_type(int32_t kind)
+{
+	switch (kind) {
+	case AB_PROXY_LISTEN_HTTP:
+	case AB_PROXY_LISTEN_SOCKS:
+	case AB_PROXY_LISTEN_CAPTURE:
+		return SOCK_STREAM;
+	case AB_PROXY_LISTEN_DNS:
+		return SOCK_DGRAM;
+	default:
+		return -1;
+	}
+}
+
+static bool sockopt_is(int fd, int opt, int want)
+{
+	int got = 0;
+	socklen_t len = sizeof(got);
+
+	return getsockopt(fd, SOL_SOCKET, opt, &got, &len) == 0 && len == sizeof(got) && got == want;
+}
+
+/* Is fd what its entry says: a socket of that family and type, listening if a stream? */
+static bool listener_is(int fd, const struct ab_proxy_listener_wire *w)
+{
+	int type = listener_type(w->kind);
+
+	return type >= 0 && (w->family == AF_INET || w->family == AF_INET6) &&
+	       sockopt_is(fd, SO_DOMAIN, w->family) && sockopt_is(fd, SO_TYPE, type) &&
+	       (type != SOCK_STREAM || sockopt_is(fd, SO_ACCEPTCONN, 1));
+}
+
+/* Waits for the one message of listeners on cfg->listeners_fd (or the lifeline's end),
+ * checks it and fills cfg->listeners. Returns 1 then, 0 when the socket or the lifeline
+ * ended first (the sandbox never made its listeners), < 0 with err set when the message
+ * is not what it must be (every fd it brought is closed). */
+static int receive_listeners(struct ab_proxy_config *cfg, struct ab_error *err)
+{
+	struct ab_proxy_listener_wire wire[AB_PROXY_MAX_LISTENERS + 1]; /* + 1: one too many shows */
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * AB_PROXY_MAX_LISTENERS)];
+	} ctl;
+	struct iovec iov = { .iov_base = wire, .iov_len = sizeof(wire) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			      .msg_controllen = sizeof(ctl.buf) };
+	struct pollfd pfd[2] = { { .fd = cfg->listeners_fd, .events = POLLIN },
+				 { .fd = cfg->lifeline_fd, .events = POLLIN } };
+	int fds[AB_PROXY_MAX_LISTENERS];
+	size_t n_fds = 0, n = 0, i;
+	ssize_t got;
+	int r = 1;
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return ab_error_set(err, errno, "cannot wait for the egress proxy's listeners");
+		}
+		if (!pfd[0].revents && pfd[1].revents)
+			return 0; /* nothing ever comes on the lifeline but its end */
+		if (!pfd[0].revents)
+			continue;
+		got = recvmsg(cfg->listeners_fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		if (got >= 0)
+			break;
+		if (errno != EINTR && errno != EAGAIN)
+			return ab_error_set(err, errno, "cannot receive the egress proxy's listeners");
+	}
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		size_t k;
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (n_fds < AB_PROXY_MAX_LISTENERS)
+				fds[n_fds++] = fd;
+			else
+				close(fd);
+		}
+	}
+	if (got == 0 && n_fds == 0)
+		return 0; /* agentbox closed it: no sandbox, no listeners */
+	n = (size_t)got / sizeof(wire[0]);
+	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC) || (size_t)got % sizeof(wire[0]) || n == 0 ||
+	    n > AB_PROXY_MAX_LISTENERS || n_fds != n)
+		r = ab_error_set(err, EPROTO, "the egress proxy's listeners came malformed (%zd bytes, %zu fds)",
+				 got, n_fds);
+	for (i = 0; r > 0 && i < n; i++)
+		if (!listener_is(fds[i], &wire[i]))
+			r = ab_error_set(err, EPROTO,
+					 "the egress proxy's listener %zu is not the socket it is said to be "
+					 "(kind %d, family %d)", i, (int)wire[i].kind, (int)wire[i].family);
+	if (r < 0) {
+		for (i = 0; i < n_fds; i++)
+			close(fds[i]);
+		return r;
+	}
+	for (i = 0; i < n; i++)
+		cfg->listeners[i] = (struct ab_proxy_listener){ .fd = fds[i],
+								.kind = (enum ab_proxy_listener_kind)wire[i].kind,
+								.family = wire[i].family };
+	cfg->n_listeners = n;
+	return 1;
+}
+
+/* After setup and confinement: the listeners from listeners_fd, watched. *ended when
+ * they never came (then 0 is returned, and there is nothing to serve). */
+static int take_listeners(struct px_proxy *p, struct ab_proxy_config *cfg, bool *ended, struct ab_error *err)
+{
+	int r = receive_listeners(cfg, err);
+
+	close(cfg->listeners_fd); /* one message, and its job is done */
+	cfg->listeners_fd = -1;
+	*ended = r == 0;
+	return r <= 0 ? r : watch_listeners(p, cfg, err);
+}
+
 static int setup(struct px_proxy *p, struct ab_proxy_config *cfg, struct ab_error *err)
 {
 	struct sigaction sa = { .sa_handler = SIG_IGN };
@@ -481,20 +629,10 @@ static int setup(struct px_proxy *p, struct ab_proxy_config *cfg, struct ab_erro
 		return ab_error_wrap(err, "cannot start the egress proxy's resolver");
 	gather_own_addresses(p);
 
-	if (cfg->n_listeners > AB_PROXY_MAX_LISTENERS)
-		return ab_error_set(err, EINVAL, "too many listeners for the egress proxy (%zu)",
-				    cfg->n_listeners);
-	for (size_t i = 0; i < cfg->n_listeners; i++) {
-		p->listeners[i] = (struct px_watch){ .kind = PX_W_LISTENER, .fd = cfg->listeners[i].fd };
-		p->listener_kind[i] = cfg->listeners[i].kind;
-		p->listener_family[i] = cfg->listeners[i].family;
-		p->n_listeners = i + 1;
-		r = set_nonblock(cfg->listeners[i].fd);
-		if (r == 0)
-			r = px_watch_set(p, &p->listeners[i], EPOLLIN);
-		if (r < 0)
-			return ab_error_set(err, -r, "cannot watch the egress proxy's listener %zu", i);
-	}
+	if (cfg->listeners_fd >= 0 && cfg->n_listeners)
+		return ab_error_set(err, EINVAL, "the egress proxy's listeners come twice");
+	if ((r = watch_listeners(p, cfg, err)) < 0)
+		return r;
 	if (cfg->control_fd >= 0) {
 		p->control = (struct px_watch){ .kind = PX_W_CONTROL, .fd = cfg->control_fd };
 		r = set_nonblock(cfg->control_fd);
@@ -527,12 +665,15 @@ static void close_cfg_fds(struct ab_proxy_config *cfg)
 		close(cfg->lifeline_fd);
 	if (cfg->ready_fd >= 0)
 		close(cfg->ready_fd);
-	cfg->control_fd = cfg->log_fd = cfg->lifeline_fd = cfg->ready_fd = -1;
+	if (cfg->listeners_fd >= 0)
+		close(cfg->listeners_fd);
+	cfg->control_fd = cfg->log_fd = cfg->lifeline_fd = cfg->ready_fd = cfg->listeners_fd = -1;
 }
 
 int ab_proxy_run(struct ab_proxy_config *cfg, struct ab_error *err)
 {
 	struct px_proxy *p = calloc(1, sizeof(*p));
+	bool ended = false;
 	int r;
 
 	if (!p) {
@@ -556,15 +697,20 @@ int ab_proxy_run(struct ab_proxy_config *cfg, struct ab_error *err)
 	r = setup(p, cfg, err);
 	if (r == 0)
 		r = ab_proxy_confine(cfg, err);
+	/* Confined before it holds a socket of the sandbox's. */
+	if (r == 0 && cfg->listeners_fd >= 0)
+		r = take_listeners(p, cfg, &ended, err);
 	/* Whoever started the proxy learns that it serves, confined, or why not: a sandbox
-	 * whose proxy could not start must not run as if it had one. */
+	 * whose proxy could not start must not run as if it had one. A proxy whose listeners
+	 * never came has nobody waiting. */
 	if (cfg->ready_fd >= 0) {
 		const char *msg = r == 0 ? "OK" : err->msg;
-		(void)!write(cfg->ready_fd, msg, strlen(msg));
+		if (!ended)
+			(void)!write(cfg->ready_fd, msg, strlen(msg));
 		close(cfg->ready_fd);
 		cfg->ready_fd = -1;
 	}
-	if (r == 0)
+	if (r == 0 && !ended)
 		r = serve(p, err);
 
 	px_conn_close_all(p);

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "../shared/error.h"
@@ -35,6 +36,13 @@ struct ab_proxy_listener {
 	int family; /* AF_INET or AF_INET6 */
 };
 
+/* The listeners' one message on listeners_fd (a SOCK_SEQPACKET socket): n of these as
+ * the payload and the n listeners' fds (SCM_RIGHTS) in the same order. */
+struct ab_proxy_listener_wire {
+	int32_t kind;   /* enum ab_proxy_listener_kind */
+	int32_t family; /* AF_INET or AF_INET6 */
+};
+
 /* Caps on what the sandbox can make the proxy hold. */
 #define AB_PROXY_MAX_CONNECTIONS 4096   /* past this, the oldest connection still waiting for
 					 * its request (or its first bytes) is closed */
@@ -49,19 +57,25 @@ struct ab_proxy_config {
 	size_t n_hosts;
 	struct ab_proxy_listener listeners[AB_PROXY_MAX_LISTENERS];
 	size_t n_listeners;
+	int listeners_fd; /* >= 0: the listeners are not above yet (n_listeners is 0); they
+			   * come later as one message on this socket, after the proxy set
+			   * itself up and confined itself. EOF first: the sandbox never
+			   * started, and the proxy returns 0. -1: they are above */
 	int control_fd;  /* a listening AF_UNIX SOCK_SEQPACKET socket, or -1 */
 	int log_fd;      /* the audit log, O_WRONLY|O_APPEND, or -1 */
 	int lifeline_fd; /* readable end of a pipe: EOF means the sandbox is over */
-	int ready_fd;    /* written "OK" once confined and about to serve, or the reason it
-			  * could not start; then closed. -1: nobody waits */
+	int ready_fd;    /* written "OK" once confined, with its listeners, about to serve, or
+			  * the reason it could not start; then closed. -1: nobody waits */
 	uid_t owner_uid; /* who may change the policy on the control socket (root may too) */
 	bool drop_privileges; /* running as root: become nobody before serving */
 	int landlock_abi;     /* 0: none */
 };
 
-/* Confines the calling process (see proxy-confine.c), then serves until the lifeline
- * closes. Returns 0 then, or < 0 with err set when it could not start. Closes every fd
- * of cfg. Never call it in agentbox itself: it runs in a process of its own. */
+/* Sets itself up, confines the calling process (see proxy-confine.c), takes its
+ * listeners from listeners_fd if they come that way, then serves until the lifeline
+ * closes. Returns 0 then (or when listeners_fd or the lifeline ended before any listener
+ * came), or < 0 with err set when it could not start. Closes every fd of cfg. Never
+ * call it in agentbox itself: it runs in a process of its own. */
 int ab_proxy_run(struct ab_proxy_config *cfg, struct ab_error *err);
 
 #endif

@@ -10,10 +10,13 @@
  *
  *             a probe the filter lacks would fail with EPERM, not kill the child: the
  *             child must end with status 0 and every "works" probe must report 0
- *   egress    ab_egress_start with ab_proxy_run replaced by a stub (defined here), which
- *             checks what the proxy process is handed and reports it in the log. The
- *             linker takes the stub and leaves proxy.o in the archive, as long as this
- *             test uses nothing else of proxy.o
+ *   egress    ab_egress_spawn, ab_egress_hand_listeners and ab_egress_stop with
+ *             ab_proxy_run replaced by a stub (defined here), which checks what the proxy
+ *             process is handed, takes the listeners from listeners_fd as the real one
+ *             does, and reports it all in the log. Its sandbox's name tells it what to
+ *             play: a proxy slow to answer, one that refuses, one that dies, one whose
+ *             listeners never come. The linker takes the stub and leaves proxy.o in the
+ *             archive, as long as this test uses nothing else of proxy.o
  *
  * Skips only where the kernel lacks the feature; AB_MUST_WORK=1 turns skips into failures. */
 #include <ares.h>
@@ -22,6 +25,7 @@
 #include <json-c/json.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -784,49 +788,178 @@ static void test_builtin_program(void)
 	free(prog.insns);
 }
 
-/* --- egress: ab_egress_start with a stub proxy ------------------------------------- */
+/* --- egress: spawn, hand the listeners, stop, with a stub proxy --------------------- */
 
 #define STRAY_FD 57
+#define STUB_ANSWER_MS 200 /* the stub's answer comes this late: agentbox must wait for it */
 
-/* The proxy process, replaced: checks what it was handed, says so in the log, and waits
- * for the lifeline to close. */
+static void stub_log(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void stub_log(int fd, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (len > 0)
+		(void)!write(fd, line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1);
+}
+
+/* What the real proxy does with listeners_fd, reduced: one message, its kinds and fds.
+ * Returns how many came, 0 at EOF, -1 when the message is not one of listeners. */
+static int stub_receive(int sock, struct ab_proxy_listener *out)
+{
+	struct ab_proxy_listener_wire wire[AB_PROXY_MAX_LISTENERS];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * AB_PROXY_MAX_LISTENERS)];
+	} ctl;
+	struct iovec iov = { .iov_base = wire, .iov_len = sizeof(wire) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			      .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *c;
+	ssize_t got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	size_t n, n_fds;
+
+	if (got <= 0)
+		return (int)got;
+	c = CMSG_FIRSTHDR(&msg);
+	n = (size_t)got / sizeof(wire[0]);
+	n_fds = c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS ?
+			(c->cmsg_len - CMSG_LEN(0)) / sizeof(int) : 0;
+	if (n_fds != n || (size_t)got % sizeof(wire[0]) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(&out[i].fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+		out[i].kind = (enum ab_proxy_listener_kind)wire[i].kind;
+		out[i].family = wire[i].family;
+	}
+	return (int)n;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int sockopt(int fd, int opt)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	getsockopt(fd, SOL_SOCKET, opt, &v, &len);
+	return v;
+}
+
+/* The proxy process, replaced: checks what it was handed, says so in the log, takes the
+ * listeners, answers, and waits for the lifeline to close. */
 int ab_proxy_run(struct ab_proxy_config *cfg, struct ab_error *err)
 {
-	char line[1024], c;
-	int listening = 0, type = 0;
-	socklen_t len = sizeof(listening);
+	struct ab_proxy_listener ls[AB_PROXY_MAX_LISTENERS];
+	struct timespec late = { 0, STUB_ANSWER_MS * 1000000L };
+	bool fds_low;
 	sigset_t mask;
 	struct sigaction sa;
-	bool fds_low = true;
+	char c;
+	int n;
 
-	for (size_t i = 0; i < cfg->n_listeners; i++)
-		fds_low = fds_low && cfg->listeners[i].fd == 3 + (int)i;
-	fds_low = fds_low && cfg->control_fd == 3 + (int)cfg->n_listeners &&
-		  cfg->log_fd == 4 + (int)cfg->n_listeners && cfg->lifeline_fd == 5 + (int)cfg->n_listeners &&
-		  cfg->ready_fd == 6 + (int)cfg->n_listeners;
-	getsockopt(cfg->control_fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
-	len = sizeof(type);
-	getsockopt(cfg->control_fd, SOL_SOCKET, SO_TYPE, &type, &len);
+	if (strcmp(cfg->name, "egress-die") == 0)
+		_exit(3);
+	fds_low = cfg->control_fd == 3 && cfg->log_fd == 4 && cfg->lifeline_fd == 5 && cfg->ready_fd == 6 &&
+		  cfg->listeners_fd == 7;
 	sigprocmask(SIG_SETMASK, NULL, &mask);
 	sigaction(SIGPIPE, NULL, &sa);
-	snprintf(line, sizeof(line),
-		 "stub name=%s listeners=%zu kinds=%d,%d fds_low=%d next_closed=%d stray_closed=%d "
-		 "control=%d seqpacket=%d owner=%d drop=%d abi_ok=%d rules=%zu first=%s sigpipe_ign=%d "
-		 "mask_empty=%d session=%d\n",
-		 cfg->name, cfg->n_listeners, cfg->listeners[0].kind, cfg->listeners[1].kind, fds_low,
-		 fcntl(7 + (int)cfg->n_listeners, F_GETFD) < 0, fcntl(STRAY_FD, F_GETFD) < 0, listening,
-		 type == SOCK_SEQPACKET, (int)cfg->owner_uid == (int)getuid(),
+	stub_log(cfg->log_fd,
+		 "stub name=%s n_listeners=%zu fds_low=%d next_closed=%d stray_closed=%d control=%d "
+		 "seqpacket=%d listeners_seqpacket=%d owner=%d drop=%d abi_ok=%d rules=%zu first=%s "
+		 "sigpipe_ign=%d mask_empty=%d session=%d\n",
+		 cfg->name, cfg->n_listeners, fds_low, fcntl(8, F_GETFD) < 0, fcntl(STRAY_FD, F_GETFD) < 0,
+		 sockopt(cfg->control_fd, SO_ACCEPTCONN), sockopt(cfg->control_fd, SO_TYPE) == SOCK_SEQPACKET,
+		 sockopt(cfg->listeners_fd, SO_TYPE) == SOCK_SEQPACKET, (int)cfg->owner_uid == (int)getuid(),
 		 cfg->drop_privileges == (geteuid() == 0), cfg->landlock_abi == ab_landlock_abi(), cfg->policy.n,
 		 cfg->policy.n ? cfg->policy.rules[0].text : "-", sa.sa_handler == SIG_IGN,
 		 sigisemptyset(&mask), getsid(0) == getpid());
-	(void)!write(cfg->log_fd, line, strlen(line));
+	ab_net_policy_free(&cfg->policy);
+	(void)err;
+
+	n = stub_receive(cfg->listeners_fd, ls);
+	close(cfg->listeners_fd);
+	if (n == 0) { /* the sandbox never started: nobody waits for an answer */
+		stub_log(cfg->log_fd, "stub %s: eof before any listener\n", cfg->name);
+		return 0;
+	}
+	if (n < 0) {
+		(void)!write(cfg->ready_fd, "stub: malformed", 15);
+		return 0;
+	}
+	stub_log(cfg->log_fd, "stub %s: got=%d kinds=%d,%d families=%d,%d types=%d,%d cloexec=%d\n", cfg->name, n,
+		 ls[0].kind, n > 1 ? (int)ls[1].kind : 0, ls[0].family, n > 1 ? ls[1].family : 0,
+		 sockopt(ls[0].fd, SO_TYPE), n > 1 ? sockopt(ls[1].fd, SO_TYPE) : 0,
+		 (fcntl(ls[0].fd, F_GETFD) & FD_CLOEXEC) != 0);
+	if (strcmp(cfg->name, "egress-refuse") == 0) {
+		(void)!write(cfg->ready_fd, "stub says no", 12);
+		return 0;
+	}
+	nanosleep(&late, NULL);
 	(void)!write(cfg->ready_fd, "OK", 2);
 	close(cfg->ready_fd);
 	while (read(cfg->lifeline_fd, &c, 1) > 0)
 		;
-	ab_net_policy_free(&cfg->policy);
-	(void)err;
+	for (int i = 0; i < n; i++)
+		close(ls[i].fd);
+	stub_log(cfg->log_fd, "stub %s: lifeline closed\n", cfg->name);
 	return 0;
+}
+
+static bool cloexec(int fd)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	return fl >= 0 && (fl & FD_CLOEXEC);
+}
+
+static bool reaped(pid_t pid)
+{
+	return waitpid(pid, NULL, WNOHANG) < 0 && errno == ECHILD;
+}
+
+/* The log's text (NUL-terminated) in buf. */
+static void read_log(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
+
+	buf[n > 0 ? n : 0] = '\0';
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Waits up to 2 s for the log to contain want. */
+static bool log_shows(const char *path, const char *want)
+{
+	char buf[8192];
+
+	for (int i = 0; i < 200; i++) {
+		struct timespec t = { 0, 10000000 };
+		read_log(path, buf, sizeof(buf));
+		if (strstr(buf, want))
+			return true;
+		nanosleep(&t, NULL);
+	}
+	return false;
+}
+
+static void make_listeners(struct ab_proxy_listener ls[2])
+{
+	ls[0] = (struct ab_proxy_listener){ socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), AB_PROXY_LISTEN_HTTP,
+					    AF_INET };
+	ls[1] = (struct ab_proxy_listener){ socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0), AB_PROXY_LISTEN_DNS,
+					    AF_INET6 };
 }
 
 static void test_egress(void)
@@ -834,14 +967,15 @@ static void test_egress(void)
 	struct ab_config cfg = { 0 };
 	struct ab_net_rule rules[2];
 	struct ab_proxy_listener ls[2];
+	struct ab_egress eg = AB_EGRESS_INIT;
 	struct ab_error err = { 0 };
-	char dir[256], sock_path[300], log_path[300], old_path[300], buf[2048];
+	char dir[256], sock_path[300], log_path[300], old_path[300], buf[8192];
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct stat st;
 	sigset_t block, saved;
-	pid_t pid = -1;
-	int lifeline = -1, status, fd, r;
-	ssize_t n;
+	int64_t t0, t1;
+	int status = -1, fd, r;
+	pid_t pid;
 
 	snprintf(dir, sizeof(dir), "%s/state", tmpdir);
 	mkdir(dir, 0700);
@@ -866,25 +1000,22 @@ static void test_egress(void)
 	cfg.name = "egress-test";
 	cfg.net_rules = rules;
 	cfg.n_net_rules = 2;
-	ls[0] = (struct ab_proxy_listener){ socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), AB_PROXY_LISTEN_HTTP,
-					    AF_INET };
-	ls[1] = (struct ab_proxy_listener){ socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), AB_PROXY_LISTEN_DNS,
-					    AF_INET };
 	/* An fd without O_CLOEXEC that the proxy must not keep; signals it must not inherit. */
-	dup2(ls[0].fd, STRAY_FD);
+	dup2(STDOUT_FILENO, STRAY_FD);
 	sigemptyset(&block);
 	sigaddset(&block, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &block, &saved);
 	mode_t old_umask = umask(0);
-	r = ab_egress_start(&cfg, dir, ls, 2, &pid, &lifeline, &err);
+	r = ab_egress_spawn(&cfg, dir, &eg, &err);
 	umask(old_umask);
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 	close(STRAY_FD);
-	ok(r == 0 && pid > 0 && lifeline >= 0, "egress: started (%s)", r < 0 ? err.msg : "ok");
+	ok(r == 0 && eg.pid > 0 && eg.lifeline_fd >= 0 && eg.listeners_fd >= 0 && eg.ready_fd >= 0,
+	   "egress: spawned before any listener (%s)", r < 0 ? err.msg : "ok");
 	if (r < 0)
 		return;
-	ok(ls[0].fd == -1 && ls[1].fd == -1, "egress: the listeners are closed in the caller");
-	ok((fcntl(lifeline, F_GETFD) & FD_CLOEXEC) != 0, "egress: the lifeline is O_CLOEXEC");
+	ok(cloexec(eg.lifeline_fd) && cloexec(eg.listeners_fd) && cloexec(eg.ready_fd),
+	   "egress: the lifeline, the listener socket and the ready pipe are O_CLOEXEC");
 	ok(stat(sock_path, &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0600,
 	   "egress: net.sock is a socket, 0600 under umask 0 (%o)", st.st_mode & 0777);
 	ok(stat(log_path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0600,
@@ -895,28 +1026,87 @@ static void test_egress(void)
 	ok(connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0, "egress: net.sock takes connections");
 	close(fd);
 
-	/* Wait for the stub's line, then end it by closing the lifeline. */
-	for (int i = 0; i < 200; i++) {
-		if (stat(log_path, &st) == 0 && st.st_size > 0)
-			break;
-		struct timespec t = { 0, 10000000 };
-		nanosleep(&t, NULL);
-	}
-	close(lifeline);
-	waitpid(pid, &status, 0);
-	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "egress: the proxy ends with 0 when the lifeline closes");
-	fd = open(log_path, O_RDONLY | O_CLOEXEC);
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	ok(strstr(buf, "stub name=egress-test listeners=2 kinds=1,4 ") != NULL, "egress: name and listeners handed over");
+	/* The proxy runs (and has said what it holds) before the sandbox has listeners. */
+	ok(log_shows(log_path, "stub name=egress-test n_listeners=0 "), "egress: the proxy runs before its listeners come");
+	read_log(log_path, buf, sizeof(buf));
 	ok(strstr(buf, " fds_low=1 next_closed=1 stray_closed=1 ") != NULL,
-	   "egress: fds moved to 3.., every other fd closed");
-	ok(strstr(buf, " control=1 seqpacket=1 ") != NULL, "egress: the control socket is listening SEQPACKET");
+	   "egress: fds moved to 3..7, every other fd closed");
+	ok(strstr(buf, " control=1 seqpacket=1 listeners_seqpacket=1 ") != NULL,
+	   "egress: the control socket is listening SEQPACKET; the listener socket is SEQPACKET");
 	ok(strstr(buf, " owner=1 drop=1 abi_ok=1 ") != NULL, "egress: owner, privilege drop and Landlock ABI set");
 	ok(strstr(buf, " rules=2 first=api.example.com ") != NULL, "egress: the policy has the rules");
 	ok(strstr(buf, " sigpipe_ign=1 mask_empty=1 session=1") != NULL,
 	   "egress: SIGPIPE ignored, no signal blocked, a session of its own");
+
+	make_listeners(ls);
+	t0 = now_ms();
+	r = ab_egress_hand_listeners(&eg, ls, 2, &err);
+	t1 = now_ms();
+	ok(r == 0, "egress: the listeners handed over (%s)", r < 0 ? err.msg : "ok");
+	ok(t1 - t0 >= STUB_ANSWER_MS - 5, "egress: the proxy's answer is waited for (%lld ms)", (long long)(t1 - t0));
+	ok(ls[0].fd == -1 && ls[1].fd == -1, "egress: the listeners are closed in the caller");
+	ok(eg.listeners_fd == -1 && eg.ready_fd == -1 && eg.lifeline_fd >= 0 && eg.pid > 0,
+	   "egress: the listener socket and the ready pipe are done with; the lifeline stays");
+	read_log(log_path, buf, sizeof(buf));
+	ok(strstr(buf, "stub egress-test: got=2 kinds=1,4 families=2,10 types=1,2 cloexec=1") != NULL,
+	   "egress: both listeners arrive, in one message, with their kinds and families");
+
+	/* End it by closing the lifeline, as ab_egress_stop does, to see its status. */
+	pid = eg.pid;
+	close(eg.lifeline_fd);
+	eg.lifeline_fd = -1;
+	waitpid(pid, &status, 0);
+	eg.pid = -1;
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "egress: the proxy ends with 0 when the lifeline closes");
+	ok(log_shows(log_path, "stub egress-test: lifeline closed"), "egress: after serving until the lifeline's end");
+	ab_egress_stop(&eg); /* all done already: nothing to do, nothing to break */
+	ab_egress_stop(NULL);
+
+	/* The sandbox never made its listeners (it failed first): the proxy ends quietly. */
+	cfg.name = "egress-eof";
+	r = ab_egress_spawn(&cfg, dir, &eg, &err);
+	pid = eg.pid;
+	ok(r == 0 && pid > 0, "egress: spawned again (%s)", r < 0 ? err.msg : "ok");
+	t0 = now_ms();
+	ab_egress_stop(&eg);
+	t1 = now_ms();
+	ok(r == 0 && reaped(pid) && eg.pid == -1 && eg.lifeline_fd == -1 && eg.listeners_fd == -1 && eg.ready_fd == -1,
+	   "egress: stopped before its listeners, the proxy is reaped (%lld ms) and nothing is held",
+	   (long long)(t1 - t0));
+	ok(log_shows(log_path, "stub egress-eof: eof before any listener"),
+	   "egress: the proxy saw the end of its listener socket and returned");
+
+	/* A proxy that refuses its listeners stops the sandbox, and is reaped. */
+	cfg.name = "egress-refuse";
+	r = ab_egress_spawn(&cfg, dir, &eg, &err);
+	pid = eg.pid;
+	make_listeners(ls);
+	if (r == 0)
+		r = ab_egress_hand_listeners(&eg, ls, 2, &err);
+	ok(r < 0 && strstr(err.msg, "the egress proxy could not start: stub says no") != NULL,
+	   "egress: its refusal is the error (%s)", err.msg);
+	ok(reaped(pid) && eg.pid == -1 && eg.lifeline_fd == -1, "egress: and the proxy is gone");
+	ok(ls[0].fd == -1 && ls[1].fd == -1, "egress: the listeners are closed in the caller all the same");
+	ab_egress_stop(&eg);
+
+	/* A proxy that died during its start-up. */
+	cfg.name = "egress-die";
+	r = ab_egress_spawn(&cfg, dir, &eg, &err);
+	pid = eg.pid;
+	make_listeners(ls);
+	if (r == 0)
+		r = ab_egress_hand_listeners(&eg, ls, 2, &err);
+	ok(r < 0 && strstr(err.msg, "exited during start-up") != NULL, "egress: a proxy that died says so (%s)",
+	   err.msg);
+	ok(reaped(pid) && eg.pid == -1, "egress: and is reaped");
+	ab_egress_stop(&eg);
+
+	/* Nothing to hand to: the listeners are still closed. */
+	make_listeners(ls);
+	r = ab_egress_hand_listeners(&eg, ls, 2, &err);
+	ok(r < 0 && ls[0].fd == -1 && ls[1].fd == -1, "egress: no proxy: an error, and the listeners closed (%s)",
+	   err.msg);
+
 	unlink(sock_path);
 	unlink(log_path);
 	unlink(old_path);

@@ -2,7 +2,9 @@
  * ab_proxy_run (confined as in a real run: seccomp, Landlock, and as root nobody) on
  * listeners this test made on 127.0.0.1; another child serves the upstreams; the test
  * talks HTTP proxy, SOCKS5, DNS and the control socket to it and reads the audit log back
- * with json-c. Then a proxy with 48 file descriptors (eviction, no spinning). Last, in a
+ * with json-c. Then a proxy with 48 file descriptors (eviction, no spinning), and proxies
+ * that get their listeners later, from ab_egress_hand_listeners over listeners_fd, as in
+ * a real run (or never: the socket's end, the lifeline's end). Last, in a
  * user, mount and network namespace of the test's own ("the host"):
  *
  *   the host's namespace                      the sandbox's namespace (a child's)
@@ -52,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/egress.h"
 #include "lib/landlock.h"
 #include "lib/netns.h"
 #include "lib/sync.h"
@@ -413,15 +416,27 @@ static void fill_policy(struct ab_net_policy *pol, struct ab_net_host_entry *hos
 			(*n_hosts)++;
 }
 
-/* Forks the proxy on the given listeners; it inherits nothing else that matters. */
-static pid_t start_proxy(struct ab_proxy_config *cfg, int lifeline_pipe[2], bool drop, const char *errfile,
-			 rlim_t nofile)
+/* Forks the proxy; it inherits nothing else that matters. With ready and later (a pipe
+ * and a socketpair), it answers on ready[1] and takes its listeners from later[1]; the
+ * child closes the parent's ends. Without them, the listeners are in cfg. */
+static pid_t start_proxy_with(struct ab_proxy_config *cfg, int lifeline_pipe[2], const int ready[2],
+			      const int later[2], bool drop, const char *errfile, rlim_t nofile)
 {
 	pid_t pid = fork();
 
 	if (pid != 0)
 		return pid;
 	close(lifeline_pipe[1]);
+	cfg->ready_fd = -1;
+	cfg->listeners_fd = -1;
+	if (ready) {
+		close(ready[0]);
+		cfg->ready_fd = ready[1];
+	}
+	if (later) {
+		close(later[0]);
+		cfg->listeners_fd = later[1];
+	}
 	if (nofile) {
 		struct rlimit rl = { nofile, nofile };
 		setrlimit(RLIMIT_NOFILE, &rl);
@@ -432,7 +447,6 @@ static pid_t start_proxy(struct ab_proxy_config *cfg, int lifeline_pipe[2], bool
 		close(efd);
 	}
 	cfg->lifeline_fd = lifeline_pipe[0];
-	cfg->ready_fd = -1;
 	cfg->drop_privileges = drop;
 	cfg->landlock_abi = ab_landlock_abi();
 	struct ab_error err = { 0 };
@@ -442,6 +456,13 @@ static pid_t start_proxy(struct ab_proxy_config *cfg, int lifeline_pipe[2], bool
 		_exit(1);
 	}
 	_exit(0);
+}
+
+/* Forks the proxy on the listeners in cfg. */
+static pid_t start_proxy(struct ab_proxy_config *cfg, int lifeline_pipe[2], bool drop, const char *errfile,
+			 rlim_t nofile)
+{
+	return start_proxy_with(cfg, lifeline_pipe, NULL, NULL, drop, errfile, nofile);
 }
 
 static int make_control_socket(const char *path)
@@ -1140,6 +1161,168 @@ static void test_out_of_fds(struct fixture *fx)
 	ok(wait_exit(pid, 5000, &ws) && WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "and exits 0 on the lifeline's end");
 }
 
+/* ---- listeners that come later ---- */
+
+/* "Seccomp:" and "NoNewPrivs:" of a process, from /proc. */
+static bool is_confined(pid_t pid)
+{
+	char path[64], line[256];
+	int seccomp = -1, nnp = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		sscanf(line, "Seccomp: %d", &seccomp);
+		sscanf(line, "NoNewPrivs: %d", &nnp);
+	}
+	if (f)
+		fclose(f);
+	return seccomp == 2 && nnp == 1;
+}
+
+static bool file_empty(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && st.st_size == 0;
+}
+
+/* A proxy started as agentbox starts it: no listeners yet, a ready pipe, and the other end
+ * of its listener socket in eg (with its lifeline). */
+static bool start_later(const char *name, struct ab_egress *eg, const char *errfile)
+{
+	char logfile[128];
+	static const char *const allows[] = { "allowed.test", "127.0.0.1" };
+	static const char *const entries[] = { "allowed.test:127.0.0.1" };
+	static struct ab_net_host_entry hosts[1];
+	struct ab_proxy_config *cfg = calloc(1, sizeof(*cfg));
+	int lp[2], ready[2], later[2];
+
+	*eg = (struct ab_egress)AB_EGRESS_INIT;
+	if (!cfg || pipe2(lp, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, later) < 0) {
+		free(cfg);
+		return false;
+	}
+	snprintf(cfg->name, sizeof(cfg->name), "%s", name);
+	snprintf(logfile, sizeof(logfile), "%s/%s.log", top, name);
+	fill_policy(&cfg->policy, hosts, &cfg->n_hosts, allows, 2, NULL, 0, entries, 1);
+	cfg->hosts = hosts;
+	cfg->n_listeners = 0;
+	cfg->control_fd = -1;
+	cfg->log_fd = open(logfile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	cfg->owner_uid = getuid();
+	eg->pid = start_proxy_with(cfg, lp, ready, later, geteuid() == 0, errfile, 0);
+	close(lp[0]);
+	close(ready[1]);
+	close(later[1]);
+	close(cfg->log_fd);
+	eg->lifeline_fd = lp[1];
+	eg->ready_fd = ready[0];
+	eg->listeners_fd = later[0];
+	ab_net_policy_free(&cfg->policy);
+	free(cfg);
+	return eg->pid > 0;
+}
+
+static void test_listeners_later(struct fixture *fx)
+{
+	struct ab_proxy_listener ls[2];
+	struct ab_egress eg;
+	struct ab_error err = { 0 };
+	struct fixture later = { 0 };
+	char logfile[128], errfile[128], auth[64], body[512], c;
+	struct stat st;
+	struct pollfd pfd;
+	uint8_t addr[4];
+	int status = 0, fd, ancount = 0, ws = 0, r;
+	bool confined = false;
+	pid_t pid;
+
+	snprintf(errfile, sizeof(errfile), "%s/stderr-later", top);
+	if (!start_later("later", &eg, errfile)) {
+		ok(0, "later: cannot start the proxy");
+		return;
+	}
+	/* It confines itself, then waits: no answer before its listeners. */
+	for (int i = 0; i < 250 && !(confined = is_confined(eg.pid)); i++)
+		msleep(20);
+	ok(confined, "later: the proxy confines itself (seccomp, no_new_privs) before any listener comes");
+	pfd = (struct pollfd){ .fd = eg.ready_fd, .events = POLLIN };
+	ok(poll(&pfd, 1, 200) == 0, "later: and gives no answer until its listeners come");
+
+	ls[0] = (struct ab_proxy_listener){ listen_on(SOCK_STREAM, &later.http_port), AB_PROXY_LISTEN_HTTP, AF_INET };
+	ls[1] = (struct ab_proxy_listener){ listen_on(SOCK_DGRAM, &later.dns_port), AB_PROXY_LISTEN_DNS, AF_INET };
+	pid = eg.pid;
+	r = ab_egress_hand_listeners(&eg, ls, 2, &err);
+	ok(r == 0 && ls[0].fd == -1 && ls[1].fd == -1, "later: ab_egress_hand_listeners hands both over and has its OK (%s)",
+	   r < 0 ? err.msg : "ok");
+	snprintf(auth, sizeof(auth), "allowed.test:%u", fx->echo_port);
+	fd = http_connect(&later, auth, &status, body, sizeof(body));
+	ok(fd >= 0 && status == 200 && echo_roundtrip(fd, "came later"),
+	   "later: the confined proxy serves CONNECT on the HTTP listener it received (%d)", status);
+	if (fd >= 0)
+		close(fd);
+	ok(dns_ask(later.dns_port, "allowed.test", 1, &ancount, addr) == 0 && ancount == 1 && addr[0] == 198,
+	   "later: and answers DNS on the UDP one");
+	close(eg.lifeline_fd);
+	eg.lifeline_fd = -1;
+	ok(wait_exit(pid, 5000, &ws) && WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+	   "later: it exits 0 on the lifeline's end (status %#x)", ws);
+	eg.pid = -1;
+	ab_egress_stop(&eg);
+	ok(file_empty(errfile), "later: nothing on stderr");
+	snprintf(logfile, sizeof(logfile), "%s/later.log", top);
+	ok(stat(logfile, &st) == 0 && st.st_size > 0, "later: its decisions are in its log");
+
+	/* The sandbox never started: agentbox closes the listener socket. */
+	if (!start_later("later-eof", &eg, errfile)) {
+		ok(0, "later: cannot start the proxy");
+		return;
+	}
+	pid = eg.pid;
+	close(eg.listeners_fd);
+	eg.listeners_fd = -1;
+	ok(wait_exit(pid, 5000, &ws) && WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+	   "later: no listeners, the socket's end: it exits 0 (status %#x)", ws);
+	ok(read(eg.ready_fd, &c, 1) == 0, "later: with no answer on the ready pipe");
+	ok(file_empty(errfile), "later: and nothing on stderr");
+	eg.pid = -1;
+	ab_egress_stop(&eg);
+
+	/* The same with only the lifeline's end. */
+	if (!start_later("later-life", &eg, errfile)) {
+		ok(0, "later: cannot start the proxy");
+		return;
+	}
+	pid = eg.pid;
+	close(eg.lifeline_fd);
+	eg.lifeline_fd = -1;
+	ok(wait_exit(pid, 5000, &ws) && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && file_empty(errfile),
+	   "later: no listeners, the lifeline's end: it exits 0, quietly (status %#x)", ws);
+	eg.pid = -1;
+	ab_egress_stop(&eg);
+	snprintf(logfile, sizeof(logfile), "%s/later-eof.log", top);
+	ok(file_empty(logfile), "later: neither logged anything");
+	snprintf(logfile, sizeof(logfile), "%s/later-life.log", top);
+	ok(file_empty(logfile), "later: (nor the other)");
+
+	/* A listener that is not what it is said to be: a UDP socket as the HTTP listener. */
+	if (!start_later("later-bad", &eg, errfile)) {
+		ok(0, "later: cannot start the proxy");
+		return;
+	}
+	pid = eg.pid;
+	ls[0] = (struct ab_proxy_listener){ listen_on(SOCK_DGRAM, &later.http_port), AB_PROXY_LISTEN_HTTP, AF_INET };
+	r = ab_egress_hand_listeners(&eg, ls, 1, &err);
+	ok(r < 0 && strstr(err.msg, "is not the socket it is said to be") != NULL && eg.pid == -1 &&
+		   waitpid(pid, NULL, WNOHANG) < 0,
+	   "later: a UDP socket announced as the HTTP listener is refused, and the proxy reaped (%s)",
+	   r < 0 ? err.msg : "accepted");
+	ab_egress_stop(&eg);
+}
+
 /* Asks the source for want bytes through a tunnel; checks them all. half_close: the
  * client shuts its side at once and starts reading late, so that the server's FIN meets
  * bytes still on their way in the proxy. */
@@ -1771,6 +1954,7 @@ int main(int argc, char **argv)
 		test_big_transfer(&fx);
 		test_hostile(&fx);
 		test_out_of_fds(&fx);
+		test_listeners_later(&fx);
 		test_end(&fx);
 		test_namespaces();
 	}
