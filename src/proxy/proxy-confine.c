@@ -26,35 +26,13 @@
 #include <unistd.h>
 
 #include "../lib/caps.h"
+#include "../lib/landlock-uapi.h"
 #include "../lib/landlock.h"
 #include "../lib/seccomp-policy.h"
 #include "../lib/seccomp.h"
 #include "../shared/cleanup.h"
 
 #define NOBODY 65534
-
-/* Landlock uapi values not in the distribution's headers (see src/lib/landlock.c). */
-#ifndef SYS_landlock_create_ruleset
-#define SYS_landlock_create_ruleset 444
-#define SYS_landlock_add_rule 445
-#define SYS_landlock_restrict_self 446
-#endif
-#define LL_READ_FILE (1ULL << 2)
-#define LL_NET_BIND_TCP (1ULL << 0)
-#define LL_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0)
-#define LL_SCOPE_SIGNAL (1ULL << 1)
-#define LL_RULE_PATH_BENEATH 1
-
-struct ll_ruleset_attr {
-	uint64_t handled_access_fs;
-	uint64_t handled_access_net; /* ABI 4 */
-	uint64_t scoped;             /* ABI 6 */
-};
-
-struct ll_path_beneath_attr {
-	uint64_t allowed_access;
-	int32_t parent_fd;
-} __attribute__((packed));
 
 /* What the proxy may read, and why. A file that does not exist is skipped: the resolver
  * copes without it. Nothing may be written, executed, listed or created anywhere. */
