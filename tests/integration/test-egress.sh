@@ -431,7 +431,8 @@ expect_line "... and no other" "otherport_rc=56"
 
 CLASSES=(--add-host meta.test:169.254.169.254 --add-host lan.test:10.1.2.3
 	--add-host meta6.test:fd00:ec2::254 --add-host cgnat.test:100.100.100.200
-	--allow meta.test --allow lan.test --allow meta6.test --allow cgnat.test)
+	--allow meta.test --allow lan.test --allow meta6.test --allow cgnat.test
+	--add-host loop.test:127.0.0.1 --allow loop.test)
 own=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+(\.[0-9]+){3}$' | head -n 1)
 if [ -n "$own" ]; then
 	CLASSES+=(--add-host "self.test:$own" --allow self.test)
@@ -441,6 +442,7 @@ box --name classes "${CLASSES[@]}" -- sh -c '
 	sh "$2" meta6 http://meta6.test/latest/meta-data/
 	sh "$2" lan http://lan.test:8080/
 	sh "$2" cgnat http://cgnat.test/
+	sh "$2" loop "http://loop.test:$4/hello"
 	sh "$2" metalit http://169.254.169.254/latest/meta-data/
 	[ -n "$3" ] && sh "$2" self "http://self.test:$4/hello"
 	"$1" http-get meta.test 80 /latest/meta-data/ | sed "s/^/raw_/"
@@ -457,6 +459,8 @@ expect_value_re "... naming the class and the address" lan_body \
 expect_fast "... at once (no connection attempt to 10.1.2.3)" lan_time 2
 expect_line "a name mapped to 100.100.100.200 (cloud metadata) is refused" "cgnat_code=403"
 expect_line "the metadata address literal through the proxy is refused" "metalit_code=403"
+expect_line "a name mapped to 127.0.0.1 does not reach the host's own loopback server" "loop_code=403"
+expect_value_re "... naming loopback" loop_body 'denied by policy \(.*loopback.*127\.0\.0\.1.*\)'
 if [ -n "$own" ]; then
 	expect_line "a name mapped to the host's own address ($own) is refused" "self_code=403"
 	# (an own address in a closed class, as on a VM with a TEST-NET address, is named by
