@@ -364,7 +364,7 @@ for s in "${SKIPPED[@]+"${SKIPPED[@]}"}"; do
 	echo "$s"
 done
 echo "compared: bare is curl/probe on the host; 'agentbox proxy' and 'agentbox capture' go through the"
-echo "egress proxy (policy, logging, splice relay) from a loopback-only namespace; 'agentbox --network host'"
+echo "egress proxy (policy, logging, read/write relay) from a loopback-only namespace; 'agentbox --network host'"
 echo "and 'bwrap --share-net' share the host's network and filter nothing: they show what a sandbox costs"
 echo "without a proxy, not a competing filter; 'socat relay' is a plain TCP relay on the host (no sandbox,"
 echo "no policy, a process per connection): what one extra hop through user space costs here."
