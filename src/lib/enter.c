@@ -14,6 +14,7 @@
 #include "caps.h"
 #include "landlock.h"
 #include "netns.h"
+#include "overlay.h"
 #include "rootfs.h"
 #include "sync.h"
 #include "userns.h"
@@ -69,6 +70,12 @@ int ab_enter_sandbox(const struct ab_enter_plan *plan, int *pty_slave, struct ab
 	int r;
 
 	*pty_slave = -1;
+
+	/* 0. The copy-on-write workspace's overlay starts being built at once, by a helper: its
+	 *    layers are looked up now, by their host paths, before step 2 mounts anything over
+	 *    them, and the kernel's slow part (probing the work directory) overlaps steps 1
+	 *    and 2 until step 2 attaches the mount and reaps the helper. */
+	ab_overlay_begin(cfg);
 
 	/* 1. Network, first: a filtered network loads libnftnl and libmnl from the host's library
 	 *    directories, which the sandbox's root (step 2) no longer shows; it needs only the

@@ -19,6 +19,7 @@
 #include "../shared/strutil.h"
 #include "mount-policy.h"
 #include "mount.h"
+#include "overlay.h"
 #include "snapshot.h"
 
 /* While the root is built, "/" is a scratch tmpfs: the host's tree is at OLD, the new root
@@ -314,62 +315,6 @@ static int build_dev(struct ab_error *err)
 	return ab_mount_setattr(NEW "/dev", MOUNT_ATTR_RDONLY, false, err);
 }
 
-/* Appends s to buf with the characters that overlayfs's option parser splits on escaped. */
-static int append_escaped(char *buf, size_t size, size_t *used, const char *s)
-{
-	for (; *s; s++) {
-		if (*used + 3 >= size)
-			return -ENAMETOOLONG;
-		if (*s == ',' || *s == ':' || *s == '\\')
-			buf[(*used)++] = '\\';
-		buf[(*used)++] = *s;
-	}
-	buf[*used] = '\0';
-	return 0;
-}
-
-/* The copy-on-write workspace: the project is the read-only lower layer, the sandbox's
- * own upper directory takes every change. "userxattr" because the mount is made inside a
- * user namespace, where overlay keeps its markers in user.overlay.* attributes. */
-static int mount_overlay(const struct ab_config *cfg, const char *dst, struct ab_error *err)
-{
-	char opts[3 * PATH_MAX + 64];
-	size_t used = 0;
-	int r = 0;
-
-#define APPEND_LITERAL(lit)                                                     \
-	do {                                                                    \
-		size_t l_ = strlen(lit);                                        \
-		if (used + l_ >= sizeof(opts))                                  \
-			r = -ENAMETOOLONG;                                      \
-		else {                                                          \
-			memcpy(opts + used, lit, l_ + 1);                       \
-			used += l_;                                             \
-		}                                                               \
-	} while (0)
-	APPEND_LITERAL("lowerdir=" OLD);
-	if (r >= 0)
-		r = append_escaped(opts, sizeof(opts), &used, cfg->workspace);
-	if (cfg->limits.disk) {
-		APPEND_LITERAL(",upperdir=" DISK "/upper,workdir=" DISK "/work");
-	} else {
-		APPEND_LITERAL(",upperdir=" OLD);
-		if (r >= 0)
-			r = append_escaped(opts, sizeof(opts), &used, cfg->overlay_upper);
-		APPEND_LITERAL(",workdir=" OLD);
-		if (r >= 0)
-			r = append_escaped(opts, sizeof(opts), &used, cfg->overlay_work);
-	}
-	APPEND_LITERAL(",userxattr");
-#undef APPEND_LITERAL
-	if (r < 0)
-		return ab_error_set(err, -r, "cannot mount the copy-on-write workspace '%s'", cfg->workspace);
-	if (mount("overlay", dst, "overlay", MS_NOSUID | MS_NODEV, opts) < 0)
-		return ab_error_set(err, errno, "cannot mount the copy-on-write workspace '%s' (overlayfs)",
-				    cfg->workspace);
-	return 0;
-}
-
 /* Masked project entries: an empty read-only file or directory over each, found through a
  * walk that never crosses a symlink (an entry the sandbox's own changes turned into a
  * link, or removed, no longer shows the host's file and needs no mask). */
@@ -477,7 +422,7 @@ static int build_user_mounts(const struct ab_config *cfg, struct ab_error *err)
 			break;
 		case AB_UMOUNT_WORKSPACE:
 			if (cfg->workspace_mode == AB_WORKSPACE_COW) {
-				r = mount_overlay(cfg, dst, err);
+				r = ab_overlay_mount(cfg, OLD, dst, err);
 				break;
 			}
 			r = ab_mount_bind(src, dst,

@@ -119,6 +119,11 @@ int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_erro
 		return r;
 	if ((r = ab_session_save_masks(&s->ws, cfg->masks, cfg->n_masks, err)) < 0)
 		return r;
+	/* Decided here, before the sandbox's process is cloned, rather than in
+	 * ab_session_prepare: it reads a little metadata, and done there it would compete for
+	 * the CPU with the sandbox's init just woken on it. The copy, when one is needed, still
+	 * overlaps the building of the sandbox. */
+	s->auto_reused = ab_snapshot_reuse_automatic(&s->ws, &s->auto_snapshot) == 1;
 	free(cfg->overlay_upper);
 	free(cfg->overlay_work);
 	cfg->overlay_upper = strdup(s->ws.upper);
@@ -130,6 +135,8 @@ int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_erro
 
 int ab_session_prepare(struct ab_session *s, struct ab_error *err)
 {
+	if (s->auto_reused)
+		return 0; /* nothing changed since the newest snapshot (ab_session_begin) */
 	int r = ab_snapshot_create(&s->ws, NULL, true, &s->auto_snapshot, err);
 	if (r < 0)
 		return ab_error_wrap(err, "automatic snapshot of sandbox '%s'", s->ws.name);

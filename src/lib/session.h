@@ -15,6 +15,7 @@ struct ab_session {
 	struct ab_workspace ws;
 	int run_lock_fd; /* held for the whole run: one run per sandbox at a time */
 	char *auto_snapshot;
+	bool auto_reused;   /* the newest snapshot stands for this run's automatic one */
 	int64_t started_ns; /* wall clock when the run began */
 	pid_t init_pid;     /* the sandbox's init, once started */
 };

@@ -25,6 +25,7 @@
 #include "../shared/cleanup.h"
 #include "../shared/strutil.h"
 #include "config.h"
+#include "fingerprint.h"
 #include "freeze.h"
 
 #define META_MAX (64 * 1024)
@@ -758,6 +759,18 @@ static int load_meta(const char *snaps, const char *name, struct ab_snapshot_inf
 		out->bytes = (uint64_t)json_object_get_int64(v);
 	if (json_object_object_get_ex(o, "auto", &v) && json_object_is_type(v, json_type_boolean))
 		out->automatic = json_object_get_boolean(v);
+	if (json_object_object_get_ex(o, "upper_fingerprint", &v) && json_object_is_type(v, json_type_string)) {
+		const char *hex = json_object_get_string(v);
+		char *end = NULL;
+		unsigned long long fp;
+
+		errno = 0;
+		fp = strtoull(hex, &end, 16);
+		if (!errno && end != hex && !*end && strlen(hex) == 16) {
+			out->fingerprint = fp;
+			out->has_fingerprint = true;
+		}
+	}
 	out->name = strdup(name);
 	r = out->name ? 0 : -ENOMEM;
 out:
@@ -782,6 +795,13 @@ static int write_meta(const char *dir, const struct ab_snapshot_info *info, bool
 		       json_object_object_add(o, "bytes", json_object_new_int64((int64_t)info->bytes)) < 0 ||
 		       json_object_object_add(o, "auto", json_object_new_boolean(info->automatic)) < 0))
 		r = -ENOMEM;
+	if (r >= 0 && info->has_fingerprint) {
+		char hex[17];
+
+		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)info->fingerprint);
+		if (json_object_object_add(o, "upper_fingerprint", json_object_new_string(hex)) < 0)
+			r = -ENOMEM;
+	}
 	if (r >= 0) {
 		text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 		if (!text)
@@ -1018,6 +1038,84 @@ static int auto_name(const char *snaps, char **out)
 	return -EEXIST;
 }
 
+/* The newest snapshot (by creation time) into *out: the one a rollback without a name
+ * would restore. Reads the meta of the newest automatic snapshot (found by name alone)
+ * and of the ones the user named. Returns 1 when there is one, 0 when none, -errno. */
+static int newest_snapshot(const char *snaps, struct ab_snapshot_info *out)
+{
+	_cleanup_close_ int dfd = open(snaps, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	char **names = NULL;
+	size_t n_names = 0;
+	struct auto_entry newest_auto = { 0 };
+	const char *auto_name_found = NULL;
+	int r, found = 0;
+
+	*out = (struct ab_snapshot_info){ 0 };
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if ((r = read_names(dfd, &names, &n_names)) < 0)
+		return r;
+	for (size_t i = 0; i < n_names; i++) {
+		unsigned int day, tod, seq;
+		int end = 0;
+		struct ab_snapshot_info info;
+
+		if (!ab_name_is_valid(names[i]))
+			continue;
+		if (sscanf(names[i], "auto-%8u-%6u-%u%n", &day, &tod, &seq, &end) == 3 && !names[i][end]) {
+			struct auto_entry e = { .stamp = (unsigned long long)day * 1000000 + tod, .seq = seq };
+			if (!auto_name_found || compare_auto(&e, &newest_auto) > 0) {
+				newest_auto = e;
+				auto_name_found = names[i];
+			}
+			continue;
+		}
+		if (load_meta(snaps, names[i], &info) < 0)
+			continue;
+		if (!found || info.created_ns > out->created_ns) {
+			free(out->name);
+			*out = info;
+			found = 1;
+		} else {
+			free(info.name);
+		}
+	}
+	if (auto_name_found) {
+		struct ab_snapshot_info info;
+		if (load_meta(snaps, auto_name_found, &info) == 0) {
+			if (!found || info.created_ns >= out->created_ns) {
+				free(out->name);
+				*out = info;
+				found = 1;
+			} else {
+				free(info.name);
+			}
+		}
+	}
+	free_names(names, n_names);
+	return found;
+}
+
+int ab_snapshot_reuse_automatic(struct ab_workspace *ws, char **name)
+{
+	_cleanup_free_ char *snaps = NULL;
+	struct ab_snapshot_info newest;
+	struct ab_error ignored;
+	uint64_t fingerprint;
+	int64_t newest_ctime_ns;
+	int r;
+
+	if (snapshots_dir(ws, &snaps, &ignored) < 0 ||
+	    ab_tree_fingerprint(ws->upper, &fingerprint, &newest_ctime_ns) < 0 ||
+	    newest_snapshot(snaps, &newest) <= 0)
+		return 0;
+	r = newest.automatic && newest.has_fingerprint && newest.fingerprint == fingerprint;
+	if (r && name)
+		*name = TAKE_PTR(newest.name);
+	free(newest.name);
+	return r;
+}
+
 int ab_snapshot_create(struct ab_workspace *ws, const char *name, bool automatic,
 		       char **created_name, struct ab_error *err)
 {
@@ -1030,6 +1128,8 @@ int ab_snapshot_create(struct ab_workspace *ws, const char *name, bool automatic
 	struct ab_frozen frozen = { 0 };
 	size_t n = 0;
 	pid_t init_pid = 0;
+	uint64_t fingerprint = 0;
+	int64_t newest_ctime_ns = 0, fingerprint_ns = 0;
 	int r;
 
 	if (name && !ab_name_is_valid(name))
@@ -1046,8 +1146,11 @@ int ab_snapshot_create(struct ab_workspace *ws, const char *name, bool automatic
 		chosen = strdup(name);
 		if (!chosen)
 			return ab_error_set(err, ENOMEM, "cannot create snapshot '%s'", name);
-	} else if ((r = auto_name(snaps, &chosen)) < 0) {
-		return ab_error_set(err, -r, "cannot name a new snapshot of sandbox '%s'", ws->name);
+	} else {
+		if (ab_tree_fingerprint(ws->upper, &fingerprint, &newest_ctime_ns) == 0)
+			fingerprint_ns = now_ns();
+		if ((r = auto_name(snaps, &chosen)) < 0)
+			return ab_error_set(err, -r, "cannot name a new snapshot of sandbox '%s'", ws->name);
 	}
 
 	/* Room for one more: the oldest automatic snapshot makes way. */
@@ -1093,6 +1196,11 @@ int ab_snapshot_create(struct ab_workspace *ws, const char *name, bool automatic
 		goto fail;
 	}
 	info.automatic = automatic;
+	/* The fingerprint, taken before the copy of an upper nothing else writes to (no run can
+	 * start meanwhile), vouches for the copy unless the tree had only just changed. */
+	info.has_fingerprint = automatic && fingerprint_ns && init_pid <= 0 &&
+			       ab_fingerprint_is_reliable(newest_ctime_ns, fingerprint_ns);
+	info.fingerprint = fingerprint;
 	for (int attempt = 0;; attempt++) {
 		info.name = chosen;
 		if ((r = write_meta(tmp, &info, !automatic)) < 0) {

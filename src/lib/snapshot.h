@@ -24,17 +24,29 @@ struct ab_snapshot_info {
 	int64_t created_ns;
 	uint64_t bytes; /* regular file contents and symlink targets in its upper */
 	bool automatic;
+	/* an automatic snapshot's upper as it was copied (see fingerprint.h); has_fingerprint
+	 * is false when the tree had just changed, or for snapshots the user named */
+	bool has_fingerprint;
+	uint64_t fingerprint;
 };
 
 /* Copies ws->upper into a new snapshot. name == NULL names it "auto-YYYYMMDD-HHMMSS-N"
  * (local time, N from 1). When the sandbox runs (see ab_workspace_running), its
- * processes are frozen for the copy. *created_name (may be NULL) receives the name. */
+ * processes are frozen for the copy. *created_name (may be NULL) receives the name.
+ * An automatic snapshot records upper's fingerprint (see fingerprint.h) as it copies it,
+ * unless upper had only just changed. */
 int ab_snapshot_create(struct ab_workspace *ws, const char *name, bool automatic,
 		       char **created_name, struct ab_error *err);
 /* Drops the oldest automatic snapshots beyond AB_MAX_AUTO_SNAPSHOTS. Kept apart from
  * creation, so that a run's start does not pay for it (its finisher does). */
 int ab_snapshot_prune(struct ab_workspace *ws, struct ab_error *err);
 /* Oldest first; snapshots without a readable meta.json are left out. */
+/* Whether the snapshot before a run may be skipped: the newest snapshot is an automatic
+ * one and upper still has the fingerprint recorded when it was copied, so it already holds
+ * what a new one would, and a rollback without a name restores the same state. Returns 1
+ * (its name in *name, may be NULL) or 0, also when anything cannot be read. Reads only
+ * metadata: one stat per entry of upper and the newest snapshots' meta files. */
+int ab_snapshot_reuse_automatic(struct ab_workspace *ws, char **name);
 int ab_snapshot_list(struct ab_workspace *ws, struct ab_snapshot_info **out, size_t *n,
 		     struct ab_error *err);
 void ab_snapshot_info_free(struct ab_snapshot_info *v, size_t n);

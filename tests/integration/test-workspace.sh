@@ -212,6 +212,27 @@ ab rollback snap
 got=$(view)
 if [ "$got" = "$want_third" ]; then pass "rollback with no name undoes the last run"; else fail "rollback with no name undoes the last run" "$got"; fi
 
+# ---- runs that change nothing take no new automatic snapshot; undo still works ----
+count_auto() { ab snapshots dedup; grep -c '^auto-' <<<"$AB_OUT"; }
+box --name dedup -- sh -c "echo base > '$WS/d.txt'"
+sleep 0.1
+box --name dedup -- true # its snapshot holds "base", settled
+sleep 0.1
+n1=$(count_auto)
+box --name dedup -- true
+box --name dedup -- sh -c "cat '$WS/d.txt' >/dev/null"
+n2=$(count_auto)
+if [ "$n1" -ge 1 ] && [ "$n2" = "$n1" ]; then pass "runs that change nothing take no new automatic snapshot ($n2)"; else fail "runs that change nothing take no new automatic snapshot" "before $n1, after $n2"; fi
+box --name dedup -- sh -c "echo changed > '$WS/d.txt'"
+ab rollback dedup
+box --name dedup -- cat "$WS/d.txt"
+if [ "$AB_OUT" = base ]; then pass "rollback with no name undoes a run whose snapshot was reused"; else fail "rollback with no name undoes a run whose snapshot was reused" "$AB_OUT"; fi
+box --name dedup -- sh -c "echo changed > '$WS/d.txt'"
+sleep 0.1
+box --name dedup -- true
+n3=$(count_auto)
+if [ "$n3" -gt "$n2" ]; then pass "a run after a change takes a new automatic snapshot ($n3)"; else fail "a run after a change takes a new automatic snapshot" "before $n2, after $n3"; fi
+
 # ---- a snapshot while a process writes all the time is consistent ----
 ab_bg "$T/w.out" "$T/w.err" run --name live -- sh -c "cd '$WS'; i=0; while :; do echo \"record-\$i-\$(printf %080d 0)\" >> log.txt; i=\$((i+1)); done"
 sleep 1
@@ -239,5 +260,26 @@ ab diff moved
 expect_bad_input "a project directory that moved" "$T/movable"
 ab apply moved --yes
 ok_if "apply to a moved project writes nothing" test ! -e "$T/moved-away/new.txt"
+
+# A sandbox whose work directory was tampered with (here: a link into its own changes,
+# which overlayfs refuses) fails to start with the workspace named; nothing is lost.
+box --name brokenwork -- sh -c "echo kept > '$WS/bw.txt'"
+bw=$AGENTBOX_DATA_DIR/sandboxes/brokenwork
+digest_bw=$(tree_digest "$WS")
+if [ -d "$bw/work" ]; then
+	rm -rf "$bw/work" && mkdir -p "$bw/upper/inner" && ln -s upper/inner "$bw/work"
+	box --name brokenwork -- true
+	expect_bad_input "a tampered work directory is reported" "$WS"
+	if err_has_re 'copy-on-write workspace' && [ "$(tree_digest "$WS")" = "$digest_bw" ]; then
+		pass "it says the copy-on-write workspace could not be mounted; the project is unchanged"
+	else
+		fail "it says the copy-on-write workspace could not be mounted; the project is unchanged" "$(last_run)"
+	fi
+	rm -f "$bw/work" && rmdir "$bw/upper/inner" && mkdir "$bw/work"
+	box --name brokenwork -- cat "$WS/bw.txt"
+	expect_line "with the work directory back, the changes are all there" "kept"
+else
+	fail "a tampered work directory is reported" "no work directory at $bw/work"
+fi
 
 done_testing

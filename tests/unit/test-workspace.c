@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "lib/freeze.h"
+#include "lib/fingerprint.h"
 #include "lib/snapshot.h"
 #include "lib/state.h"
 #include "lib/workspace.h"
@@ -388,6 +389,138 @@ static void fill_upper(const char *u)
 	mkdir(p, 0500);
 }
 
+/* ---- what a fingerprint notices, and when an automatic snapshot is reused ---- */
+
+static uint64_t fp_of(const char *dir)
+{
+	uint64_t fp = 0;
+	int64_t newest = 0;
+
+	if (ab_tree_fingerprint(dir, &fp, &newest) < 0)
+		printf("# fingerprint of %s: %m\n", dir);
+	return fp;
+}
+
+static void pause_ms(int ms)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = ms * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static void test_fingerprint(void)
+{
+	char d[512], p[1024], q[1024];
+	uint64_t fp, before;
+	int64_t newest = 0;
+	struct timespec now;
+
+	path_of(d, sizeof(d), "fp");
+	mkdir(d, 0755);
+	ok(ab_tree_fingerprint(d, &fp, &newest) == 0, "an empty tree has a fingerprint");
+	fill_upper(d);
+	before = fp_of(d);
+	ok(before != fp && fp_of(d) == before, "a filled tree differs from the empty one, and stays equal to itself");
+
+	/* each change, made clearly after the fingerprint, shows */
+	pause_ms(25);
+	snprintf(p, sizeof(p), "%s/f", d);
+	write_text(p, "HELLO\n"); /* same size */
+	ok(fp_of(d) != before, "rewriting a file with as many bytes changes the fingerprint");
+	before = fp_of(d);
+	pause_ms(25);
+	chmod(p, 0600);
+	ok(fp_of(d) != before, "a mode change changes it");
+	before = fp_of(d);
+	pause_ms(25);
+	snprintf(q, sizeof(q), "%s/d/f-moved", d);
+	if (rename(p, q) < 0)
+		printf("# rename: %m\n");
+	ok(fp_of(d) != before, "a rename changes it");
+	before = fp_of(d);
+	pause_ms(25);
+	snprintf(p, sizeof(p), "%s/d/inner", d);
+	unlink(p);
+	ok(fp_of(d) != before, "a removal deep down changes it");
+	before = fp_of(d);
+	pause_ms(25);
+	snprintf(p, sizeof(p), "%s/d", d);
+	if (setxattr(p, "user.agentbox.test", "1", 1, 0) < 0)
+		printf("# setxattr: %m\n");
+	ok(fp_of(d) != before, "an extended attribute changes it");
+	before = fp_of(d);
+	pause_ms(25);
+	snprintf(p, sizeof(p), "%s/l", d);
+	unlink(p);
+	if (symlink("g", p) < 0) /* a target of the same length */
+		printf("# symlink: %m\n");
+	ok(fp_of(d) != before, "a symlink pointed elsewhere changes it");
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t now_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+	ok(!ab_fingerprint_is_reliable(now_ns - 1000000, now_ns), "a change a millisecond old: not reliable");
+	ok(ab_fingerprint_is_reliable(now_ns - 1000000000LL, now_ns), "a change a second old: reliable");
+	snprintf(p, sizeof(p), "%s/no-such-dir", d);
+	ok(ab_tree_fingerprint(p, &fp, &newest) == -ENOENT, "a missing tree: -ENOENT");
+}
+
+static void test_snapshot_reuse(void)
+{
+	char proj[512], p[1024];
+	struct ab_workspace ws;
+	struct ab_error err = { 0 };
+	char *created = NULL, *reused = NULL;
+	struct ab_snapshot_info *v = NULL;
+	size_t n = 0;
+
+	path_of(proj, sizeof(proj), "proj");
+	if (ab_workspace_open("reuse", proj, &ws, &err) < 0 || ab_workspace_lock(&ws, true, &err) < 0) {
+		ok(0, "sandbox for reuse: %s", err.msg);
+		return;
+	}
+	ok(ab_snapshot_reuse_automatic(&ws, &reused) == 0, "no snapshot yet: nothing to reuse");
+	mkfile(ws.upper, "a", "one\n", 0644);
+	ok(ab_snapshot_create(&ws, NULL, true, &created, &err) == 0, "automatic snapshot right after a change: %s",
+	   err.msg);
+	ok(ab_snapshot_reuse_automatic(&ws, &reused) == 0,
+	   "a snapshot of a tree changed a moment before vouches for nothing");
+	free(created);
+	created = NULL;
+	pause_ms(25);
+	ok(ab_snapshot_create(&ws, NULL, true, &created, &err) == 0, "automatic snapshot of a settled tree");
+	snprintf(p, sizeof(p), "%s/snapshots/%s/meta.json", ws.dir, created ? created : "?");
+	FILE *f = fopen(p, "r");
+	char meta[2048] = "";
+	if (f) {
+		meta[fread(meta, 1, sizeof(meta) - 1, f)] = '\0';
+		fclose(f);
+	}
+	ok(contains(meta, "\"upper_fingerprint\""), "its meta records the fingerprint");
+	ok(ab_snapshot_reuse_automatic(&ws, &reused) == 1 && reused && created && !strcmp(reused, created),
+	   "nothing changed since: that snapshot is reused (%s)", reused ? reused : "none");
+	free(reused);
+	reused = NULL;
+	ok(ab_snapshot_list(&ws, &v, &n, &err) == 0 && n == 2, "reuse takes no snapshot (%zu)", n);
+	ab_snapshot_info_free(v, n);
+
+	mkfile(ws.upper, "a", "two\n", 0644);
+	ok(ab_snapshot_reuse_automatic(&ws, &reused) == 0, "a changed tree is not vouched for");
+	pause_ms(25);
+	free(created);
+	created = NULL;
+	ok(ab_snapshot_create(&ws, NULL, true, &created, &err) == 0 &&
+		   ab_snapshot_reuse_automatic(&ws, &reused) == 1,
+	   "a new automatic snapshot vouches again");
+	free(reused);
+	reused = NULL;
+	ok(ab_snapshot_create(&ws, "named", false, NULL, &err) == 0 && ab_snapshot_reuse_automatic(&ws, &reused) == 0,
+	   "a newer snapshot the user named is never stood for by an automatic one");
+	ok(ab_snapshot_rollback(&ws, created, &err) == 0 && ab_snapshot_reuse_automatic(&ws, &reused) == 0,
+	   "after a rollback (a new copy of the tree) nothing is reused");
+	free(created);
+	free(reused);
+	ab_workspace_close(&ws);
+}
+
 static void test_snapshots(void)
 {
 	char proj[512], snapu[700], ref[3][512], p[1024];
@@ -686,6 +819,8 @@ int main(void)
 	test_manifest();
 	test_open();
 	test_snapshots();
+	test_fingerprint();
+	test_snapshot_reuse();
 	if (geteuid() == 0)
 		test_freeze();
 	else

@@ -1,0 +1,244 @@
+/* The copy-on-write workspace: the project is the read-only lower layer, the sandbox's own
+ * upper directory takes every change. "userxattr" because the mount is made inside a user
+ * namespace, where overlay keeps its markers in user.overlay.* attributes.
+ *
+ * Creating an overlay superblock costs most of a millisecond on an ordinary disk, nearly
+ * all of it the kernel probing the work directory (it removes and recreates work/work and
+ * makes and deletes a temporary file and a whiteout). On the start-up path that would be
+ * most of what a copy-on-write workspace costs over a plain bind, so the superblock is
+ * created with the mount API (fsopen, fsconfig, fsmount) by a helper task started first
+ * thing in the new namespaces. It runs while the network and the other mounts are set up;
+ * the root's builder then only attaches the finished mount (move_mount).
+ *
+ * The helper shares the memory and the descriptor table (CLONE_VM | CLONE_FILES) and is
+ * reaped before the builder goes on past the workspace, long before the process changes
+ * its credentials or installs any filter. It makes two system calls through its own
+ * syscall instruction and touches nothing else: no libc (errno and every other thread-local
+ * are the main task's), no sanitizer bookkeeping. Where that instruction is not written
+ * here (architectures other than x86-64 and arm64, or a build with -DAB_NO_OVERLAY_HELPER,
+ * which measures what the helper saves), the overlay is mounted in line.
+ *
+ * The layers are given as host paths and looked up by fsconfig before the helper starts,
+ * before the builder mounts its scratch root over /tmp or pivots: the helper resolves
+ * nothing. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "overlay.h"
+
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(AB_NO_OVERLAY_HELPER)
+#define HAVE_HELPER 1
+#else
+#define HAVE_HELPER 0
+#endif
+
+#define HELPER_STACK (64u * 1024)
+
+/* Appends s to buf with the characters that overlayfs's option parser splits on escaped. */
+static int append_escaped(char *buf, size_t size, size_t *used, const char *s)
+{
+	for (; *s; s++) {
+		if (*used + 3 >= size)
+			return -ENAMETOOLONG;
+		if (*s == ',' || *s == ':' || *s == '\\')
+			buf[(*used)++] = '\\';
+		buf[(*used)++] = *s;
+	}
+	buf[*used] = '\0';
+	return 0;
+}
+
+/* prefix + path, escaped; -ENAMETOOLONG when it does not fit. */
+static int escaped_path(char *buf, size_t size, const char *prefix, const char *path)
+{
+	size_t used = strlen(prefix);
+
+	if (used >= size)
+		return -ENAMETOOLONG;
+	memcpy(buf, prefix, used + 1);
+	return append_escaped(buf, size, &used, path);
+}
+
+/* The overlay being built: one per sandbox process, so plain static state. The helper
+ * writes mnt_fd and error; the main task reads them after reaping it. */
+static struct {
+	bool begun;           /* ab_overlay_begin took it on: ab_overlay_mount finishes it */
+	pid_t helper;         /* > 0: the helper runs, to be reaped */
+	void *stack;
+	int fs_fd;            /* the filesystem context, its layers set */
+	volatile int mnt_fd;  /* the result: the detached mount */
+	volatile int error;   /* or the errno that stopped it */
+} pending = { .fs_fd = -1, .mnt_fd = -1 };
+
+#if HAVE_HELPER
+/* A system call without libc: the helper must not write the main task's errno. Returns
+ * the kernel's value (-errno on failure). */
+__attribute__((no_sanitize("address", "undefined"), always_inline)) static inline long
+raw_syscall5(long nr, long a, long b, long c, long d, long e)
+{
+	long ret;
+#if defined(__x86_64__)
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+			 : "rcx", "r11", "memory");
+#else
+	register long x8 __asm__("x8") = nr;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
+	register long x3 __asm__("x3") = d;
+	register long x4 __asm__("x4") = e;
+	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
+	ret = x0;
+#endif
+	return ret;
+}
+
+__attribute__((no_sanitize("address", "undefined"))) static int create_superblock(void *unused)
+{
+	long r;
+
+	(void)unused;
+	r = raw_syscall5(SYS_fsconfig, pending.fs_fd, FSCONFIG_CMD_CREATE, 0, 0, 0);
+	if (r < 0) {
+		pending.error = (int)-r;
+		return 1;
+	}
+	r = raw_syscall5(SYS_fsmount, pending.fs_fd, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0);
+	if (r < 0) {
+		pending.error = (int)-r;
+		return 1;
+	}
+	pending.mnt_fd = (int)r;
+	return 0;
+}
+#endif
+
+#if HAVE_HELPER
+static int set_layer(int fs_fd, const char *key, const char *path)
+{
+	char value[3 * PATH_MAX];
+
+	if (escaped_path(value, sizeof(value), "", path) < 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return fsconfig(fs_fd, FSCONFIG_SET_STRING, key, value, 0);
+}
+#endif
+
+void ab_overlay_begin(const struct ab_config *cfg)
+{
+	if (!HAVE_HELPER || cfg->workspace_mode != AB_WORKSPACE_COW || cfg->limits.disk || !cfg->workspace ||
+	    !cfg->overlay_upper || !cfg->overlay_work)
+		return;
+#if HAVE_HELPER
+	pending.fs_fd = fsopen("overlay", FSOPEN_CLOEXEC);
+	if (pending.fs_fd < 0)
+		return; /* no mount API here: ab_overlay_mount falls back to mount(2) */
+	pending.begun = true;
+	/* A layer refused here is reported by ab_overlay_mount, in the kernel's words. */
+	if (set_layer(pending.fs_fd, "source", "overlay") < 0 ||
+	    set_layer(pending.fs_fd, "lowerdir", cfg->workspace) < 0 ||
+	    set_layer(pending.fs_fd, "upperdir", cfg->overlay_upper) < 0 ||
+	    set_layer(pending.fs_fd, "workdir", cfg->overlay_work) < 0 ||
+	    fsconfig(pending.fs_fd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0) {
+		pending.error = errno;
+		return;
+	}
+	pending.stack = mmap(NULL, HELPER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+			     -1, 0);
+	if (pending.stack == MAP_FAILED) {
+		pending.stack = NULL;
+		return; /* ab_overlay_mount creates it in line */
+	}
+	pending.helper = clone(create_superblock, (char *)pending.stack + HELPER_STACK,
+			       CLONE_VM | CLONE_FILES | SIGCHLD, NULL);
+	if (pending.helper > 0)
+		return;
+	pending.helper = 0;
+	munmap(pending.stack, HELPER_STACK);
+	pending.stack = NULL;
+#endif
+}
+
+/* The kernel's own words on why the superblock was refused, from the context's log
+ * ("e overlay: ..."), or "" when it left none. */
+static void context_message(int fs_fd, char *buf, size_t size)
+{
+	char line[512];
+	ssize_t n;
+
+	buf[0] = '\0';
+	while ((n = read(fs_fd, line, sizeof(line) - 1)) > 0) {
+		line[n] = '\0';
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] == 'e' && line[1] == ' ')
+			snprintf(buf, size, ": %s", line + 2);
+	}
+}
+
+static int mount_classic(const struct ab_config *cfg, const char *old_root, const char *dst,
+			 struct ab_error *err)
+{
+	char lower[3 * PATH_MAX], upper[3 * PATH_MAX], work[3 * PATH_MAX], opts[9 * PATH_MAX + 64];
+
+	if (escaped_path(lower, sizeof(lower), old_root, cfg->workspace) < 0 ||
+	    escaped_path(upper, sizeof(upper), old_root, cfg->overlay_upper) < 0 ||
+	    escaped_path(work, sizeof(work), old_root, cfg->overlay_work) < 0 ||
+	    snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s,userxattr", lower, upper, work) >=
+		    (int)sizeof(opts))
+		return ab_error_set(err, ENAMETOOLONG, "cannot mount the copy-on-write workspace '%s'",
+				    cfg->workspace);
+	if (mount("overlay", dst, "overlay", MS_NOSUID | MS_NODEV, opts) < 0)
+		return ab_error_set(err, errno, "cannot mount the copy-on-write workspace '%s' (overlayfs)",
+				    cfg->workspace);
+	return 0;
+}
+
+int ab_overlay_mount(const struct ab_config *cfg, const char *old_root, const char *dst, struct ab_error *err)
+{
+	char why[512];
+	int status, r = 0;
+
+	if (!pending.begun)
+		return mount_classic(cfg, old_root, dst, err);
+	pending.begun = false;
+	if (pending.helper > 0) {
+		while (waitpid(pending.helper, &status, 0) < 0 && errno == EINTR)
+			;
+		pending.helper = 0;
+		munmap(pending.stack, HELPER_STACK);
+		pending.stack = NULL;
+	}
+#if HAVE_HELPER
+	else if (!pending.error)
+		(void)create_superblock(NULL); /* no helper could be started: in line */
+#endif
+	if (pending.mnt_fd < 0) {
+		context_message(pending.fs_fd, why, sizeof(why));
+		r = ab_error_set(err, pending.error ? pending.error : EIO,
+				 "cannot mount the copy-on-write workspace '%s' (overlayfs%s)", cfg->workspace, why);
+	} else if (move_mount(pending.mnt_fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+		r = ab_error_set(err, errno, "cannot attach the copy-on-write workspace '%s' on '%s'",
+				 cfg->workspace, dst);
+	}
+	if (pending.mnt_fd >= 0)
+		close(pending.mnt_fd);
+	close(pending.fs_fd);
+	pending.mnt_fd = pending.fs_fd = -1;
+	return r;
+}
