@@ -580,7 +580,7 @@ static const struct ab_seccomp_rule proxy_rules[] = {
 	ALLOW(getsockname),
 	ALLOW(getpeername),
 	ALLOW(getsockopt), /* SO_ERROR, SO_ORIGINAL_DST, SO_PEERCRED */
-	ALLOW(setsockopt), /* SO_LINGER for resets, TCP_NODELAY, buffer sizes */
+	ALLOW(setsockopt), /* SO_LINGER for resets, TCP_NODELAY, keepalive, buffer sizes */
 	ALLOW(sendto),
 	ALLOW(recvfrom),
 	ALLOW(sendmsg),

@@ -462,6 +462,21 @@ static char *take_in(struct px_conn *c, size_t *len)
 	return buf;
 }
 
+/* A relayed connection may idle for as long as its ends like (a model API's stream, a
+ * websocket), so it is never timed out; but a peer that vanished without a word (a host
+ * gone, a NAT that forgot the flow) must not hold its descriptors and buffers forever.
+ * TCP keepalive finds it: a probe after a minute of silence, then every 15 s, and the
+ * connection is reset after 4 unanswered ones. */
+static void keep_alive(int fd)
+{
+	int on = 1, idle = 60, interval = 15, count = 4;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+}
+
 static void on_connected(struct px_proxy *p, struct px_conn *c)
 {
 	static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
@@ -470,6 +485,8 @@ static void on_connected(struct px_proxy *p, struct px_conn *c)
 
 	c->state = PX_RELAY;
 	enqueue(c, &p->q_relay, 0);
+	keep_alive(c->cw.fd);
+	keep_alive(c->uw.fd);
 	if (c->via == PX_VIA_PROXY && !c->http_connect) {
 		/* the rewritten head, then any body bytes read with it */
 		char *buf = realloc(c->upstream_head, c->upstream_len + in_len + 1);
@@ -789,6 +806,10 @@ static void on_head(struct px_proxy *p, struct px_conn *c)
 	if (n == -EAGAIN)
 		return;
 	if (n == 0 || (n < 0 && n != -ENOBUFS)) {
+		/* A connection that asked nothing is no decision; one cut off mid-request is
+		 * logged, so that what a client sent is never silently dropped. */
+		if (c->in_len > 0)
+			audit(p, c, "error", NULL, "the client closed before its request was complete");
 		conn_close(p, c, false);
 		return;
 	}
@@ -841,6 +862,8 @@ static void on_socks(struct px_proxy *p, struct px_conn *c)
 	if (n == -EAGAIN)
 		return;
 	if (n <= 0) {
+		if (c->in_len > 0 || c->state == PX_SOCKS_REQUEST) /* as in on_head */
+			audit(p, c, "error", NULL, "the client closed before its request was complete");
 		conn_close(p, c, false);
 		return;
 	}
@@ -1101,7 +1124,12 @@ void px_conn_expire(struct px_proxy *p, struct px_conn *c)
 	case PX_HEAD:
 	case PX_SOCKS_GREETING:
 	case PX_SOCKS_REQUEST:
-	case PX_DRAIN:
+		snprintf(reason, sizeof(reason), "no complete %s request within %d s",
+			 c->state == PX_HEAD ? "HTTP" : "SOCKS5", AB_PROXY_HEAD_TIMEOUT_MS / 1000);
+		audit(p, c, "error", NULL, reason);
+		conn_close(p, c, false);
+		break;
+	case PX_DRAIN: /* answered and logged already */
 	case PX_RELAY:
 	case PX_DEAD:
 		conn_close(p, c, false);
@@ -1123,7 +1151,9 @@ bool px_conn_evict_one(struct px_proxy *p)
 		s = px_container_of(p->q_sniff.next, struct px_conn, node);
 	if (!h && !s)
 		return false;
-	conn_close(p, (h && (!s || h->born_ns <= s->born_ns)) ? h : s, true);
+	struct px_conn *oldest = (h && (!s || h->born_ns <= s->born_ns)) ? h : s;
+	audit(p, oldest, "error", NULL, "closed before its request, to make room for newer connections");
+	conn_close(p, oldest, true);
 	return true;
 }
 

@@ -583,6 +583,35 @@ else
 	expect_line "during the flood: SOCKS5 works" "sduring_body=hello from api.test"
 	expect_line "during the flood: a captured connection works" "rawduring_body=hello from api.test"
 	expect_line "after the flood: the proxy still works" "after_body=hello from api.test"
+	netlog flood
+	expect_log "connections that sent nothing for 10 s are closed, and logged" via=proxy decision=error \
+		"reason=no complete HTTP request within 10 s"
+fi
+
+# ---- a relayed connection that idles is kept, with TCP keepalive on both ends ------------
+
+if command -v ss >/dev/null 2>&1; then
+	ab_bg "$T/ka.out" "$T/ka.err" run --name keepalive "${BASE[@]}" -- \
+		sh -c "printf 'hi\n' | '$P' send-raw api.test $ECHO 6"
+	ka=""
+	for _ in $(seq 60); do
+		ka=$(ss -tnoH state established "( dport = :$ECHO )" 2>/dev/null)
+		[ -n "$ka" ] && break
+		sleep 0.1
+	done
+	if grep -q 'timer:(keepalive' <<<"$ka"; then
+		pass "the proxy's side of a relayed connection has TCP keepalive on"
+	else
+		fail "the proxy's side of a relayed connection has TCP keepalive on" "ss: ${ka:-no connection to port $ECHO}"
+	fi
+	wait_pid_timeout "$AB_BG_PID" 20
+	if grep -q '^received=3' "$T/ka.out" && ! grep -q '^error=' "$T/ka.out"; then
+		pass "... and the connection itself relays, idles, and ends normally"
+	else
+		fail "... and the connection itself relays, idles, and ends normally" "$(cat "$T/ka.out" "$T/ka.err")"
+	fi
+else
+	skip "the proxy's side of a relayed connection has TCP keepalive on" "ss (iproute2) is not installed"
 fi
 
 # ---- a burst of hostile and mangled input -------------------------------------------------
@@ -621,6 +650,8 @@ AB_TIMEOUT=180 box --name fuzz "${BASE[@]}" -- sh -c '
 		"$P" send-raw 127.0.0.1 1080 3 | sed "s/^/s255_/"
 	printf "\026\003\001\002\000\001\000\001\374\003\003" | "$P" send-raw 203.0.113.9 443 5 | sed "s/^/hello_/"
 	printf "GET / HTTP/1.1\r\nHo" | "$P" send-raw 203.0.113.9 80 5 | sed "s/^/partial_/"
+	printf "GET http://api.test/ HTTP/1.1\r\nHo" | "$P" send-raw 127.0.0.1 3128 1 >/dev/null
+	printf "\005\001\000" | "$P" send-raw 127.0.0.1 1080 1 >/dev/null
 	sh "$G" after "http://api.test:$H/hello"
 	sh "$G" aftertls "https://api.test:$S/hello" --cacert "$6"
 	sh "$G" aftersocks "http://api.test:$H/hello" --socks5-hostname 127.0.0.1:1080
@@ -666,6 +697,10 @@ else
 	fail "after hostile input every line of the audit log is valid JSON" "$(cat "$T/json.err")" \
 		"$(head -c 2000 <<<"$NETLOG")"
 fi
+expect_log "a request cut off before its end is logged (HTTP proxy)" via=proxy decision=error \
+	"reason=the client closed before its request was complete"
+expect_log "... and through SOCKS5, after the greeting" via=socks decision=error \
+	"reason=the client closed before its request was complete"
 
 # ---- malformed rules are refused before the sandbox starts --------------------------------
 
