@@ -29,6 +29,7 @@ UNIT_SRC := $(wildcard tests/unit/test-*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(B)/tests/%,$(FUZZ_SRC))
+PROBE_SRC := $(wildcard tests/helpers/probe*.c)
 HDRS := $(wildcard src/*/*.h tests/unit/*.h)
 
 .PHONY: all check check-plain check-asan demo deps-build deps-test clean bench fuzz
@@ -64,11 +65,11 @@ $(B)/agentbox: $(CLI_OBJ) $(B)/libagentbox.a
 
 # The probe runs inside sandboxes (also inside --rootfs trees), so it is static and
 # never sanitized: it must not depend on anything the sandbox may lack.
-$(B)/probe: tests/helpers/probe.c
+$(B)/probe: $(PROBE_SRC) tests/helpers/probe.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -static -o $@ $<
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -static -o $@ $(PROBE_SRC)
 
-$(B)/tests/test-%: tests/unit/test-%.c $(B)/libagentbox.a tests/unit/tap.h
+$(B)/tests/test-%: tests/unit/test-%.c $(B)/libagentbox.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libagentbox.a $(LDFLAGS_ALL) $(LIBS)
 
