@@ -65,8 +65,8 @@ sync
 # Start-up: cow (a fresh sandbox each run, as a new agent would get) against a plain bind.
 # Two series: "spaced" (30 ms between runs, as when a person or an agent issues commands
 # and the disk has settled) and "back-to-back" (each run right after the last).
-starts() { # starts GAP_MS OUT
-	"$TIMEIT" -r "$STARTS" -w 3 -g "$1" \
+starts() { # starts GAP_MS OUT (and OUT.runs: every timed run, in the order they ran)
+	"$TIMEIT" -r "$STARTS" -w 3 -g "$1" -d "$2.runs" \
 		@cow "$AB" run -q --name "start-$1-{i}" -- /bin/true :: \
 		@rw "$AB" run -q --workspace-mode rw -- /bin/true :: \
 		@cow-again "$AB" run -q --name "again-$1" -- /bin/true >"$2" 2>"$2.err" || { cat "$2.err"; exit 1; }
@@ -109,6 +109,16 @@ printf 'verdict: snapshot %.0fx and rollback %.0fx faster than cp -a of the proj
 	"$(ratio "$cpa" "$snap")" "$(ratio "$cpa" "$roll")" "$stat"
 printf '         rollback %.0fx faster than copying a cached copy back into an empty directory (the strictest)\n' \
 	"$(ratio "$cpr" "$roll")"
+# paired LABEL RUNS-FILE: the median, in ms, of LABEL's wall time minus that of the rw run
+# in the same round (the rows take turns, so each pair ran under the same conditions and
+# a slow stretch of the machine cancels out).
+paired() {
+	awk -v want="$1" '$1 == "rw" { rw[++nr] = $2 } $1 == want { x[++nx] = $2 }
+		END { n = nr < nx ? nr : nx; for (i = 1; i <= n; i++) print (x[i] - rw[i]) / 1000 }' "$2" | median
+}
 printf '         cow start-up %+.2f ms over a plain bind (new sandbox), %+.2f ms (existing one) (target +1 ms);\n' \
 	"$(awk -v a="$cow" -v b="$rw" 'BEGIN{print a-b}')" "$(awk -v a="$again" -v b="$rw" 'BEGIN{print a-b}')"
+printf '         paired by round: %+.2f ms (new sandbox), %+.2f ms (existing one); back-to-back: %+.2f ms, %+.2f ms\n' \
+	"$(paired cow "$T/starts.runs")" "$(paired cow-again "$T/starts.runs")" \
+	"$(paired cow "$T/starts0.runs")" "$(paired cow-again "$T/starts0.runs")"
 printf '         back-to-back runs of one sandbox %+.2f ms\n' "$(awk -v a="$again0" -v b="$rw0" 'BEGIN{print a-b}')"

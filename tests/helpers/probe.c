@@ -11,6 +11,10 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -53,7 +57,8 @@ int usage(void)
 	      "       | hold-conns HOST PORT N SECS | ping-raw IP | send-raw HOST PORT [SECS]\n"
 	      "       | serve-bytes PORT N [SECS] | serve-echo PORT [SECS]\n"
 	      "       | http-bench HOST PORT PATH N [PROXY_IP:PORT]\n"
-	      "       | echo-conns HOST PORT N [PROXY_IP:PORT]\n",
+	      "       | echo-conns HOST PORT N [PROXY_IP:PORT]\n"
+	      "       | without-mount-api CMD [ARG...]\n",
 	      stderr);
 	return 2;
 }
@@ -440,6 +445,33 @@ static int cmd_tty(void)
 	return 0;
 }
 
+/* without-mount-api CMD [ARG...]: runs CMD as on a kernel older than the mount API
+ * (Linux 5.2): fsopen, fsconfig, fsmount and move_mount fail with ENOSYS, through a
+ * seccomp filter that CMD and all it starts inherit (with no_new_privs). The four calls
+ * have the same numbers on every architecture (428 and up). Prints nothing itself. */
+static int cmd_without_mount_api(char **argv)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_move_mount, 4, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fsopen, 3, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fsconfig, 2, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fsmount, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+	};
+	struct sock_fprog prog = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
+		printf("filter=%s\n", errname(errno));
+		return 1;
+	}
+	execvp(argv[0], argv);
+	printf("exec=%s\n", errname(errno));
+	return 127;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -513,6 +545,8 @@ int main(int argc, char **argv)
 		rc = cmd_http_bench(args[0], args[1], args[2], args[3], nargs == 5 ? args[4] : NULL);
 	else if (strcmp(cmd, "echo-conns") == 0 && (nargs == 3 || nargs == 4))
 		rc = cmd_echo_conns(args[0], args[1], args[2], nargs == 4 ? args[3] : NULL);
+	else if (strcmp(cmd, "without-mount-api") == 0 && nargs >= 1)
+		rc = cmd_without_mount_api(args);
 	else
 		return usage();
 	fflush(stdout);

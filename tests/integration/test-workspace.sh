@@ -282,4 +282,29 @@ else
 	fail "a tampered work directory is reported" "no work directory at $bw/work"
 fi
 
+# Kernels before 5.2 have no mount API (fsopen, fsmount, move_mount): the overlay is then
+# mounted with mount(2), the same workspace and the same refusals.
+old_kernel() { # old_kernel ARGS...: agentbox ARGS with the mount API failing with ENOSYS
+	(cd "$WS" && timeout -k 5 "$AB_TIMEOUT" "$P" without-mount-api "$AB" "$@" </dev/null \
+		>"$AB_OUT_FILE" 2>"$AB_ERR_FILE") 2>/dev/null
+	AB_RC=$?
+	AB_CMD="probe without-mount-api $AB $*"
+	AB_OUT=$(cat "$AB_OUT_FILE")
+	AB_ERR=$(cat "$AB_ERR_FILE")
+}
+digest_old=$(tree_digest "$WS")
+old_kernel run --name oldkernel -- sh -c "echo old > '$WS/old.txt'; cat '$WS/old.txt'"
+if [ "$AB_RC" = 0 ] && out_has "old" && [ "$(tree_digest "$WS")" = "$digest_old" ]; then
+	pass "without the mount API the workspace is still copy-on-write (mounted with mount(2))"
+else
+	fail "without the mount API the workspace is still copy-on-write (mounted with mount(2))" "$(last_run)"
+fi
+old_kernel run --name oldkernel -- cat "$WS/old.txt"
+expect_line "... and keeps its changes for the next run" "old"
+bo=$AGENTBOX_DATA_DIR/sandboxes/oldkernel
+rm -rf "$bo/work" && mkdir -p "$bo/upper/inner" && ln -s upper/inner "$bo/work"
+old_kernel run --name oldkernel -- true
+expect_bad_input "without the mount API a tampered work directory is reported too" "$WS"
+rm -f "$bo/work" && rmdir "$bo/upper/inner" && mkdir "$bo/work"
+
 done_testing
