@@ -20,7 +20,14 @@
  *
  * The layers are given as host paths and looked up by fsconfig before the helper starts,
  * before the builder mounts its scratch root over /tmp or pivots: the helper resolves
- * nothing. */
+ * nothing.
+ *
+ * The helper is a process of the sandbox's pid namespace, so it takes a pid there; once it
+ * is reaped the namespace's pid counter is set back (ns_last_pid, which the sandbox's init
+ * may write: it holds CAP_SYS_ADMIN in the user namespace that owns the pid namespace), so
+ * the command is still pid 2, as in every sandbox. Where that counter cannot be written
+ * (no CONFIG_CHECKPOINT_RESTORE, a read-only /proc/sys), no helper is started: the
+ * superblock is created in line. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -74,11 +81,18 @@ static int escaped_path(char *buf, size_t size, const char *prefix, const char *
 static struct {
 	bool begun;           /* ab_overlay_begin took it on: ab_overlay_mount finishes it */
 	pid_t helper;         /* > 0: the helper runs, to be reaped */
+	int last_pid_fd;      /* /proc/sys/kernel/ns_last_pid, to give pid 2 back */
 	void *stack;
 	int fs_fd;            /* the filesystem context, its layers set */
 	volatile int mnt_fd;  /* the result: the detached mount */
 	volatile int error;   /* or the errno that stopped it */
-} pending = { .fs_fd = -1, .mnt_fd = -1 };
+} pending = { .fs_fd = -1, .mnt_fd = -1, .last_pid_fd = -1 };
+
+/* Sets the pid namespace's last pid to 1, so that the next process gets pid 2. */
+static bool reset_last_pid(int fd)
+{
+	return pwrite(fd, "1", 1, 0) == 1;
+}
 
 #if HAVE_HELPER
 /* A system call without libc: the helper must not write the main task's errno. Returns
@@ -159,6 +173,11 @@ void ab_overlay_begin(const struct ab_config *cfg)
 		pending.error = errno;
 		return;
 	}
+	/* Only the init exists in the namespace yet: writing 1 changes nothing, and proves
+	 * that the counter can be set back after the helper. */
+	pending.last_pid_fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+	if (pending.last_pid_fd < 0 || !reset_last_pid(pending.last_pid_fd))
+		return; /* ab_overlay_mount creates it in line */
 	pending.stack = mmap(NULL, HELPER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
 			     -1, 0);
 	if (pending.stack == MAP_FAILED) {
@@ -223,6 +242,7 @@ int ab_overlay_mount(const struct ab_config *cfg, const char *old_root, const ch
 		pending.helper = 0;
 		munmap(pending.stack, HELPER_STACK);
 		pending.stack = NULL;
+		(void)reset_last_pid(pending.last_pid_fd);
 	}
 #if HAVE_HELPER
 	else if (!pending.error)
@@ -238,7 +258,9 @@ int ab_overlay_mount(const struct ab_config *cfg, const char *old_root, const ch
 	}
 	if (pending.mnt_fd >= 0)
 		close(pending.mnt_fd);
+	if (pending.last_pid_fd >= 0)
+		close(pending.last_pid_fd);
 	close(pending.fs_fd);
-	pending.mnt_fd = pending.fs_fd = -1;
+	pending.mnt_fd = pending.fs_fd = pending.last_pid_fd = -1;
 	return r;
 }
