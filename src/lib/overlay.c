@@ -210,14 +210,18 @@ static void context_message(int fs_fd, char *buf, size_t size)
 	}
 }
 
-static int mount_classic(const struct ab_config *cfg, const char *old_root, const char *dst,
-			 struct ab_error *err)
+static int mount_classic(const struct ab_config *cfg, const char *old_root, const char *disk_root,
+			 const char *dst, struct ab_error *err)
 {
 	char lower[3 * PATH_MAX], upper[3 * PATH_MAX], work[3 * PATH_MAX], opts[9 * PATH_MAX + 64];
+	/* With --disk-limit the changes live in the sandbox's own disk space while it runs. */
+	bool in_disk = cfg->limits.disk && disk_root;
 
 	if (escaped_path(lower, sizeof(lower), old_root, cfg->workspace) < 0 ||
-	    escaped_path(upper, sizeof(upper), old_root, cfg->overlay_upper) < 0 ||
-	    escaped_path(work, sizeof(work), old_root, cfg->overlay_work) < 0 ||
+	    escaped_path(upper, sizeof(upper), in_disk ? disk_root : old_root,
+			 in_disk ? "/upper" : cfg->overlay_upper) < 0 ||
+	    escaped_path(work, sizeof(work), in_disk ? disk_root : old_root,
+			 in_disk ? "/work" : cfg->overlay_work) < 0 ||
 	    snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s,userxattr", lower, upper, work) >=
 		    (int)sizeof(opts))
 		return ab_error_set(err, ENAMETOOLONG, "cannot mount the copy-on-write workspace '%s'",
@@ -228,13 +232,14 @@ static int mount_classic(const struct ab_config *cfg, const char *old_root, cons
 	return 0;
 }
 
-int ab_overlay_mount(const struct ab_config *cfg, const char *old_root, const char *dst, struct ab_error *err)
+int ab_overlay_mount(const struct ab_config *cfg, const char *old_root, const char *disk_root, const char *dst,
+		     struct ab_error *err)
 {
 	char why[512];
 	int status, r = 0;
 
 	if (!pending.begun)
-		return mount_classic(cfg, old_root, dst, err);
+		return mount_classic(cfg, old_root, disk_root, dst, err);
 	pending.begun = false;
 	if (pending.helper > 0) {
 		while (waitpid(pending.helper, &status, 0) < 0 && errno == EINTR)

@@ -16,7 +16,9 @@ void ab_overlay_begin(const struct ab_config *cfg);
 
 /* Puts the workspace's overlay on dst: the one ab_overlay_begin started when there is one,
  * else a plain mount(2) whose layers are read through old_root (the host's tree, still
- * reachable there while the root is built). */
-int ab_overlay_mount(const struct ab_config *cfg, const char *old_root, const char *dst, struct ab_error *err);
+ * reachable there while the root is built), with the changes in disk_root's "upper" and
+ * "work" under --disk-limit (the sandbox's own disk space). */
+int ab_overlay_mount(const struct ab_config *cfg, const char *old_root, const char *disk_root, const char *dst,
+		     struct ab_error *err);
 
 #endif

@@ -422,7 +422,7 @@ static int build_user_mounts(const struct ab_config *cfg, struct ab_error *err)
 			break;
 		case AB_UMOUNT_WORKSPACE:
 			if (cfg->workspace_mode == AB_WORKSPACE_COW) {
-				r = ab_overlay_mount(cfg, OLD, dst, err);
+				r = ab_overlay_mount(cfg, OLD, DISK, dst, err);
 				break;
 			}
 			r = ab_mount_bind(src, dst,

@@ -111,5 +111,17 @@ fi
 ab rm --force filler
 box --workspace-mode rw --disk-limit 20m -- true
 expect_bad_input "--disk-limit with a rw workspace is refused" "$WS"
+# The copy-on-write workspace's changes count against --disk-limit too, and those made
+# within it are kept for the next run; the project is untouched.
+box --name diskws --disk-limit 20m -- sh -c "echo kept > '$WS/diskws.txt'; \
+	dd if=/dev/zero of='$WS/diskws.big' bs=1M count=60 2>&1; echo dd=\$?"
+if grep -q 'No space left on device' <<<"$AB_OUT" && out_has "dd=1"; then
+	pass "writing past --disk-limit in the workspace fails with ENOSPC inside"
+else
+	fail "writing past --disk-limit in the workspace fails with ENOSPC inside" "$(last_run)"
+fi
+box --name diskws -- cat "$WS/diskws.txt"
+expect_line "... and the changes made within the limit are kept for the next run" "kept"
+ok_if "... and the project itself is untouched" test ! -e "$WS/diskws.txt"
 
 done_testing
