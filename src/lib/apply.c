@@ -1100,6 +1100,12 @@ int ab_apply(struct ab_workspace *ws, const struct ab_apply_opts *opts, struct a
 		r = ab_error_set(err, errno, "cannot create '%s'", ws->base);
 		goto out;
 	}
+	/* What the changes count, and what the next run's end records, changes with the
+	 * project: that run's end must do its full work. */
+	if (!opts->dry_run && (r = ab_workspace_recorded_forget(ws)) < 0) {
+		r = ab_error_set(err, -r, "cannot remove '%s/recorded'", ws->dir);
+		goto out;
+	}
 	x.base = open_dir(ws->base);
 	items = calloc(n ? n : 1, sizeof(*items));
 	if (!items) {
@@ -1161,17 +1167,13 @@ out:
 	return r;
 }
 
-int ab_base_capture(struct ab_workspace *ws, struct ab_error *err)
+int ab_base_capture(struct ab_workspace *ws, const struct ab_change *changes, size_t n,
+		    struct ab_error *err)
 {
-	struct ab_change *changes = NULL;
-	size_t n = 0;
 	struct baseline bl = { 0 };
 	_cleanup_close_ int proj = -1, base = -1;
 	int r;
 
-	r = ab_changes_collect(ws->upper, ws->project, NULL, 0, &changes, &n, err);
-	if (r < 0)
-		return r;
 	if ((r = baseline_load(ws, &bl, err)) < 0)
 		goto out;
 	if ((proj = open_dir(ws->project)) < 0) {
@@ -1207,6 +1209,5 @@ int ab_base_capture(struct ab_workspace *ws, struct ab_error *err)
 	r = 0;
 out:
 	baseline_free(&bl);
-	ab_changes_free(changes, n);
 	return r;
 }

@@ -58,8 +58,10 @@ struct ab_apply_result {
 int ab_apply(struct ab_workspace *ws, const struct ab_apply_opts *opts, struct ab_apply_result *res,
 	     struct ab_error *err);
 
-/* When a run ends: for each MODIFIED/DELETED/TYPE/META change without ws->base/PATH yet,
- * copies the host's regular file there when it still matches the baseline. */
-int ab_base_capture(struct ab_workspace *ws, struct ab_error *err);
+/* When a run ends: for each MODIFIED/DELETED/TYPE/META change of `changes` (n; from
+ * ab_changes_collect or ab_changes_collect_quick) without ws->base/PATH yet, copies the
+ * host's regular file there when it still matches the baseline. */
+int ab_base_capture(struct ab_workspace *ws, const struct ab_change *changes, size_t n,
+		    struct ab_error *err);
 
 #endif

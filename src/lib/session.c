@@ -16,6 +16,7 @@
 #include "../shared/cleanup.h"
 #include "../shared/strutil.h"
 #include "apply.h"
+#include "fingerprint.h"
 #include "snapshot.h"
 #include "state.h"
 
@@ -123,7 +124,11 @@ int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_erro
 	 * ab_session_prepare: it reads a little metadata, and done there it would compete for
 	 * the CPU with the sandbox's init just woken on it. The copy, when one is needed, still
 	 * overlaps the building of the sandbox. */
-	s->auto_reused = ab_snapshot_reuse_automatic(&s->ws, &s->auto_snapshot) == 1;
+	int64_t newest_ctime_ns;
+	s->have_start_fingerprint = ab_tree_fingerprint(s->ws.upper, &s->start_fingerprint,
+							&newest_ctime_ns) == 0;
+	s->auto_reused = s->have_start_fingerprint &&
+			 ab_snapshot_reuse_automatic_at(&s->ws, s->start_fingerprint, &s->auto_snapshot) == 1;
 	free(cfg->overlay_upper);
 	free(cfg->overlay_work);
 	cfg->overlay_upper = strdup(s->ws.upper);
@@ -218,19 +223,44 @@ static int record_host_side(struct ab_session *s, const struct ab_change *change
 int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err)
 {
 	struct ab_change *changes = NULL;
-	size_t n = 0;
+	size_t n = 0, recorded_n;
+	uint64_t recorded, now;
+	int64_t newest_ctime_ns;
 	int r;
 
 	*n_changes = 0;
-	if ((r = ab_changes_collect(s->ws.upper, s->ws.project, NULL, 0, &changes, &n, err)) < 0)
+	/* Upper as the last recorded end left it, when this run began and still now: the
+	 * command changed nothing (tests, builds that write outside the project, questions
+	 * to the agent), and everything upper holds was recorded then. */
+	if (s->have_start_fingerprint && ab_workspace_recorded_get(&s->ws, &recorded, &recorded_n) == 0 &&
+	    recorded == s->start_fingerprint && ab_tree_fingerprint(s->ws.upper, &now, &newest_ctime_ns) == 0 &&
+	    now == recorded) {
+		*n_changes = recorded_n;
+		return 0;
+	}
+	if ((r = ab_workspace_recorded_forget(&s->ws)) < 0)
+		return ab_error_set(err, -r, "cannot remove '%s/recorded'", s->ws.dir);
+	/* Metadata only: the end of every run must not read back every byte the sandbox has
+	 * changed so far. A file that was only copied up (opened for writing, left as it was)
+	 * is still recorded, with the host's side as it was then, which is what its copy
+	 * holds; it is not counted. */
+	if ((r = ab_changes_collect_quick(s->ws.upper, s->ws.project, &changes, &n, err)) < 0)
 		return r;
-	*n_changes = n;
+	for (size_t i = 0; i < n; i++)
+		*n_changes += !changes[i].maybe_same;
 	if (n)
 		r = record_host_side(s, changes, n, err);
-	ab_changes_free(changes, n);
 	if (r >= 0 && n)
-		r = ab_base_capture(&s->ws, err);
-	return r < 0 ? r : 0;
+		r = ab_base_capture(&s->ws, changes, n, err);
+	ab_changes_free(changes, n);
+	if (r < 0)
+		return r;
+	/* Kept only when the fingerprint can vouch for the tree (fingerprint.h): a command
+	 * that wrote just before it ended leaves that to the next run's end. */
+	if (ab_tree_fingerprint(s->ws.upper, &now, &newest_ctime_ns) == 0 &&
+	    ab_fingerprint_is_reliable(newest_ctime_ns, now_ns()))
+		ab_workspace_recorded_set(&s->ws, now, *n_changes);
+	return 0;
 }
 
 void ab_session_close(struct ab_session *s)

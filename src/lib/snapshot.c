@@ -1098,16 +1098,22 @@ static int newest_snapshot(const char *snaps, struct ab_snapshot_info *out)
 
 int ab_snapshot_reuse_automatic(struct ab_workspace *ws, char **name)
 {
+	uint64_t fingerprint;
+	int64_t newest_ctime_ns;
+
+	if (ab_tree_fingerprint(ws->upper, &fingerprint, &newest_ctime_ns) < 0)
+		return 0;
+	return ab_snapshot_reuse_automatic_at(ws, fingerprint, name);
+}
+
+int ab_snapshot_reuse_automatic_at(struct ab_workspace *ws, uint64_t fingerprint, char **name)
+{
 	_cleanup_free_ char *snaps = NULL;
 	struct ab_snapshot_info newest;
 	struct ab_error ignored;
-	uint64_t fingerprint;
-	int64_t newest_ctime_ns;
 	int r;
 
-	if (snapshots_dir(ws, &snaps, &ignored) < 0 ||
-	    ab_tree_fingerprint(ws->upper, &fingerprint, &newest_ctime_ns) < 0 ||
-	    newest_snapshot(snaps, &newest) <= 0)
+	if (snapshots_dir(ws, &snaps, &ignored) < 0 || newest_snapshot(snaps, &newest) <= 0)
 		return 0;
 	r = newest.automatic && newest.has_fingerprint && newest.fingerprint == fingerprint;
 	if (r && name)
@@ -1253,6 +1259,9 @@ static int replace_upper(struct ab_workspace *ws, const char *src, struct ab_err
 
 	if (asprintf(&new, "%s.new", ws->upper) < 0 || asprintf(&old, "%s.old", ws->upper) < 0)
 		return ab_error_set(err, ENOMEM, "cannot replace '%s'", ws->upper);
+	/* The next run's end must look at the new upper afresh. */
+	if ((r = ab_workspace_recorded_forget(ws)) < 0)
+		return ab_error_set(err, -r, "cannot remove '%s/recorded'", ws->dir);
 	if ((r = remove_path(new)) < 0 || (r = remove_path(old)) < 0)
 		return ab_error_set(err, -r, "cannot remove a leftover beside '%s'", ws->upper);
 	if (src) {

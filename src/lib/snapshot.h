@@ -47,6 +47,8 @@ int ab_snapshot_prune(struct ab_workspace *ws, struct ab_error *err);
  * (its name in *name, may be NULL) or 0, also when anything cannot be read. Reads only
  * metadata: one stat per entry of upper and the newest snapshots' meta files. */
 int ab_snapshot_reuse_automatic(struct ab_workspace *ws, char **name);
+/* The same with upper's fingerprint already taken by the caller. */
+int ab_snapshot_reuse_automatic_at(struct ab_workspace *ws, uint64_t fingerprint, char **name);
 int ab_snapshot_list(struct ab_workspace *ws, struct ab_snapshot_info **out, size_t *n,
 		     struct ab_error *err);
 void ab_snapshot_info_free(struct ab_snapshot_info *v, size_t n);

@@ -105,6 +105,49 @@ void ab_workspace_close(struct ab_workspace *ws)
 	workspace_free(ws);
 }
 
+int ab_workspace_recorded_get(const struct ab_workspace *ws, uint64_t *fingerprint, size_t *n_changes)
+{
+	char path[4096];
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	unsigned long long fp, n;
+	char end;
+
+	snprintf(path, sizeof(path), "%s/recorded", ws->dir);
+	if (ab_read_file(path, 128, &text, &len) < 0 || memchr(text, '\0', len) ||
+	    sscanf(text, "%16llx %llu%c", &fp, &n, &end) != 3 || end != '\n' || n > AB_MAX_CHANGES)
+		return -1;
+	*fingerprint = fp;
+	*n_changes = (size_t)n;
+	return 0;
+}
+
+void ab_workspace_recorded_set(const struct ab_workspace *ws, uint64_t fingerprint, size_t n_changes)
+{
+	char path[4096], tmp[4110], text[64];
+	int fd, r;
+
+	snprintf(path, sizeof(path), "%s/recorded", ws->dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	snprintf(text, sizeof(text), "%016llx %zu\n", (unsigned long long)fingerprint, n_changes);
+	/* Not forced to disk: after a crash a stale or missing file only costs the next run's
+	 * end its full work, since the fingerprint then differs (new inodes, new times). */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return;
+	r = ab_write_all(fd, text, strlen(text));
+	if (close(fd) < 0 || r < 0 || rename(tmp, path) < 0)
+		unlink(tmp);
+}
+
+int ab_workspace_recorded_forget(const struct ab_workspace *ws)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/recorded", ws->dir);
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
 static int set_paths(struct ab_workspace *ws, const char *name, const char *dir)
 {
 	ws->name = strdup(name);

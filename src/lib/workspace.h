@@ -20,6 +20,10 @@
  *                       before the manifest, so apply never mistakes its own writes for
  *                       the host's
  *     masks             the patterns the sandbox last ran with, NUL-separated
+ *     recorded          "FINGERPRINT COUNT\n": upper's fingerprint (fingerprint.h) after
+ *                       the end of a run recorded everything upper held, and the number
+ *                       of changes it counted; removed by whatever else changes upper
+ *                       or applies changes
  *     run.lock          flock(2) held by the one run at a time
  *     running           while a run is going on: "AGENTBOX_PID INIT_PID\n"
  */
@@ -59,6 +63,14 @@ int ab_workspace_open(const char *name, const char *project, struct ab_workspace
 		      struct ab_error *err);
 int ab_workspace_lock(struct ab_workspace *ws, bool exclusive, struct ab_error *err);
 void ab_workspace_close(struct ab_workspace *ws);
+/* The end of a run that finds upper as the last recorded end left it (same fingerprint
+ * at the run's start and at its end) has nothing to record: these keep that state.
+ * get returns 0, or -1 when there is none; set is best-effort (without it the next run's
+ * end only does the full work); forget returns 0 or -errno, and a caller that is about to
+ * change upper or the project must not go on when it fails. */
+int ab_workspace_recorded_get(const struct ab_workspace *ws, uint64_t *fingerprint, size_t *n_changes);
+void ab_workspace_recorded_set(const struct ab_workspace *ws, uint64_t fingerprint, size_t n_changes);
+int ab_workspace_recorded_forget(const struct ab_workspace *ws);
 /* Every sandbox name under the data root, sorted. */
 int ab_workspace_list(char ***names, size_t *n, struct ab_error *err);
 
@@ -111,6 +123,9 @@ struct ab_change {
 	char *old_link, *new_link; /* symlink targets, never followed */
 	bool binary;               /* either side is not text (NUL byte in the first 8 KiB) */
 	unsigned char old_sha256[32], new_sha256[32]; /* regular files only */
+	bool maybe_same; /* quick collection only: the project's size, mode and owner, and its
+			  * mtime too (what a copy-up leaves: taken as the same without reading)
+			  * or the same bytes (compared when only the mtime differs) */
 };
 
 /* Walks upper against project. `filters` (n_filters) keeps only paths equal to or beneath
@@ -118,6 +133,13 @@ struct ab_change {
  * list the directory and each entry beneath it. */
 int ab_changes_collect(const char *upper, const char *project, const char *const *filters,
 		       size_t n_filters, struct ab_change **out, size_t *n, struct ab_error *err);
+/* The same walk without digests: every regular file that upper holds on top of the
+ * project's is listed as MODIFIED, with maybe_same set when it most likely holds what the
+ * project does (see the field). Only same-size files with another mtime are read. For
+ * when a run ends, where the paths matter and the cost should grow with the number of
+ * changes, not with their bytes. */
+int ab_changes_collect_quick(const char *upper, const char *project, struct ab_change **out,
+			     size_t *n, struct ab_error *err);
 void ab_changes_free(struct ab_change *changes, size_t n);
 
 #endif

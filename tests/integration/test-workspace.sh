@@ -233,6 +233,48 @@ box --name dedup -- true
 n3=$(count_auto)
 if [ "$n3" -gt "$n2" ]; then pass "a run after a change takes a new automatic snapshot ($n3)"; else fail "a run after a change takes a new automatic snapshot" "before $n2, after $n3"; fi
 
+# ---- the end of a run: the changes counted; nothing to redo when nothing changed ----
+counted() { sed -n "s/^agentbox: \([0-9]*\) changes\{0,1\} kept in sandbox 'tally'.*/\1/p" <<<"$AB_ERR"; }
+recorded=$AGENTBOX_DATA_DIR/sandboxes/tally/recorded
+box --name tally -- sh -c "cd '$WS' && echo more >> src/main.c && echo n > tally.txt"
+c1=$(counted)
+sleep 0.1
+box --name tally -- true
+c2=$(counted)
+if [ "$c1" = 2 ] && [ "$c2" = 2 ] && [ -s "$recorded" ]; then
+	pass "a run that changes nothing counts the same changes and records the settled state"
+else
+	fail "a run that changes nothing counts the same changes and records the settled state" "counts '$c1' '$c2'; $(last_run)"
+fi
+box --name tally -- true
+c3=$(counted)
+box --name tally -- sh -c "cd '$WS' && echo edit >> src/lib/util.c"
+c4=$(counted)
+if [ "$c3" = 2 ] && [ "$c4" = 3 ]; then pass "a run's new change is counted after runs that changed nothing ($c3, $c4)"; else fail "a run's new change is counted after runs that changed nothing" "counts '$c3' '$c4'"; fi
+# The host edits the file the sandbox changed: the end of the run that changed it recorded
+# the host's side, so apply refuses to overwrite the edit.
+sleep 0.1
+box --name tally -- true
+printf 'host edit\n' >>"$WS/src/lib/util.c"
+ab apply tally --yes -- src/lib/util.c
+if [ "$AB_RC" != 0 ] && grep -q "conflict" <<<"$AB_OUT$AB_ERR" && grep -q "host edit" "$WS/src/lib/util.c"; then
+	pass "after runs that changed nothing, a host edit to a changed file is still a conflict"
+else
+	fail "after runs that changed nothing, a host edit to a changed file is still a conflict" "$(last_run)"
+fi
+ab apply tally --yes -- tally.txt
+if [ "$AB_RC" = 0 ] && [ ! -e "$recorded" ]; then pass "apply drops the recorded state"; else fail "apply drops the recorded state" "$(last_run)"; fi
+box --name tally -- true
+c5=$(counted)
+ab diff tally --json
+n_diff=$(grep -c '"change"' <<<"$AB_OUT")
+if [ "$c5" = "$n_diff" ] && [ "$c5" = 2 ]; then pass "after apply the run counts what diff lists ($c5)"; else fail "after apply the run counts what diff lists" "run '$c5', diff $n_diff"; fi
+# A same-size rewrite in the sandbox, long after the last recorded end: seen, and kept.
+sleep 0.1
+box --name tally -- sh -c "cd '$WS' && printf 'm\n' > tally.txt && cat tally.txt"
+ab diff tally -- tally.txt
+if grep -q '^+m' <<<"$AB_OUT"; then pass "a same-size rewrite after a recorded end shows in diff"; else fail "a same-size rewrite after a recorded end shows in diff" "$(last_run)"; fi
+
 # ---- a snapshot while a process writes all the time is consistent ----
 ab_bg "$T/w.out" "$T/w.err" run --name live -- sh -c "cd '$WS'; i=0; while :; do echo \"record-\$i-\$(printf %080d 0)\" >> log.txt; i=\$((i+1)); done"
 sleep 1

@@ -175,9 +175,18 @@ static void test_apply_all(void)
 
 	/* An interrupted apply: part of it first, then everything. */
 	const char *first[] = { "new" };
+	uint64_t fp;
+	size_t counted;
 	o.paths = first;
 	o.n_paths = 1;
+	ab_workspace_recorded_set(&ws, 1, 6);
+	o.dry_run = true;
+	ok(apply(&ws, &o, &res) == 0 && ab_workspace_recorded_get(&ws, &fp, &counted) == 0,
+	   "a dry run keeps what the last run's end recorded");
+	o.dry_run = false;
 	ok(apply(&ws, &o, &res) == 0 && res.applied == 3, "apply of 'new' only: %zu applied", res.applied);
+	ok(ab_workspace_recorded_get(&ws, &fp, &counted) < 0,
+	   "apply drops what the last run's end recorded: the next end counts again");
 	ok(exists(proj, "new/deep/f.txt") && !exists(proj, "suid") && exists(proj, "gone.txt"),
 	   "selective: only what lies beneath 'new' was written");
 	o.paths = NULL;
@@ -311,7 +320,12 @@ static void test_merge(void)
 	}
 	put(ws.upper, "m.txt", "1\n2\n3\n4\n5\n6\n7\nsandbox 8\n9\n", 0644);
 	put(ws.upper, "o.txt", "1\n2\nsandbox 3\n4\n5\n", 0644);
-	ok(ab_base_capture(&ws, &err) == 0, "base captured when the run ends");
+	struct ab_change *changes = NULL;
+	size_t n_changes = 0;
+	ok(ab_changes_collect_quick(ws.upper, proj, &changes, &n_changes, &err) == 0 && n_changes == 2 &&
+		   ab_base_capture(&ws, changes, n_changes, &err) == 0,
+	   "base captured when the run ends");
+	ab_changes_free(changes, n_changes);
 	is_str(get(ws.base, "m.txt"), "1\n2\n3\n4\n5\n6\n7\n8\n9\n", "base copy is the host's file");
 	put(proj, "m.txt", "1\nhost 2\n3\n4\n5\n6\n7\n8\n9\n", 0644);
 	put(proj, "o.txt", "1\n2\nhost 3\n4\n5\n", 0644);

@@ -265,6 +265,100 @@ static void test_collect(void)
 	ab_changes_free(ch, n);
 }
 
+/* The end of a run's walk: the same paths without reading any content; every regular
+ * file upper holds is listed, and one that was only copied up is told by its metadata. */
+static void test_collect_quick(void)
+{
+	static const struct expect want[] = {
+		{ "bad\xff", AB_CHANGE_ADDED },
+		{ "bin.dat", AB_CHANGE_MODIFIED },
+		{ "chmod.sh", AB_CHANGE_MODIFIED },
+		{ "copyup.txt", AB_CHANGE_MODIFIED },
+		{ "del.txt", AB_CHANGE_DELETED },
+		{ "dir", AB_CHANGE_DELETED },
+		{ "dir/a", AB_CHANGE_DELETED },
+		{ "dir/b", AB_CHANGE_DELETED },
+		{ "dir/c", AB_CHANGE_DELETED },
+		{ "empty", AB_CHANGE_ADDED },
+		{ "hard1", AB_CHANGE_ADDED },
+		{ "hard2", AB_CHANGE_ADDED },
+		{ "link-new", AB_CHANGE_ADDED },
+		{ "link-retarget", AB_CHANGE_MODIFIED },
+		{ "mod.txt", AB_CHANGE_MODIFIED },
+		{ "nested/deep/new.txt", AB_CHANGE_ADDED },
+		{ "new-name.txt", AB_CHANGE_ADDED },
+		{ "old-name.txt", AB_CHANGE_DELETED },
+		{ "opq/x", AB_CHANGE_DELETED },
+		{ "opq/y", AB_CHANGE_MODIFIED },
+		{ "opq/z", AB_CHANGE_ADDED },
+		{ "sp ace\nname", AB_CHANGE_ADDED },
+		{ "tdir", AB_CHANGE_TYPE },
+		{ "tdir/f", AB_CHANGE_DELETED },
+		{ "typechg", AB_CHANGE_TYPE },
+		{ "typechg/inner", AB_CHANGE_ADDED },
+	};
+	static const unsigned char zero[32];
+	struct ab_change *ch = NULL;
+	struct ab_error err = { 0 };
+	size_t n = 0;
+	const struct ab_change *c;
+	char pp[4096], up[4096];
+	struct stat pst;
+	int r = ab_changes_collect_quick(upper, project, &ch, &n, &err);
+
+	ok(r == 0, "quick collect of the fixture (%s)", r < 0 ? err.msg : "ok");
+	ok(same_list(ch, n, want, AB_ELEMENTSOF(want)),
+	   "the quick list holds every change and every copied-up file (%zu)", AB_ELEMENTSOF(want));
+	c = find(ch, n, "mod.txt");
+	ok(c && !c->maybe_same && memcmp(c->old_sha256, zero, 32) == 0 && memcmp(c->new_sha256, zero, 32) == 0,
+	   "mod.txt: a change, and no content was read for it");
+	c = find(ch, n, "chmod.sh");
+	ok(c && !c->maybe_same && (c->new_mode & 0777) == 0755, "chmod.sh: its mode change counts");
+	ab_changes_free(ch, n);
+
+	/* A copy-up keeps the project's mtime: make copyup.txt's what a copy-up leaves. */
+	snprintf(pp, sizeof(pp), "%s/copyup.txt", project);
+	snprintf(up, sizeof(up), "%s/copyup.txt", upper);
+	if (stat(pp, &pst) < 0 || utimensat(AT_FDCWD, up, (struct timespec[]){ pst.st_atim, pst.st_mtim }, 0) < 0) {
+		ok(0, "set copyup.txt's mtime: %s", strerror(errno));
+		return;
+	}
+	/* bin.dat keeps its size; written a second after its project side. The fixture wrote
+	 * both within one tick of the file system's clock. */
+	snprintf(pp, sizeof(pp), "%s/bin.dat", project);
+	snprintf(up, sizeof(up), "%s/bin.dat", upper);
+	if (stat(pp, &pst) < 0) {
+		ok(0, "stat bin.dat: %s", strerror(errno));
+		return;
+	}
+	pst.st_mtim.tv_sec++;
+	if (utimensat(AT_FDCWD, up, (struct timespec[]){ pst.st_atim, pst.st_mtim }, 0) < 0) {
+		ok(0, "set bin.dat's mtime: %s", strerror(errno));
+		return;
+	}
+	r = ab_changes_collect_quick(upper, project, &ch, &n, &err);
+	c = r == 0 ? find(ch, n, "copyup.txt") : NULL;
+	ok(c && c->maybe_same, "a file only copied up (same size, mtime, mode, owner) is marked maybe_same");
+	c = r == 0 ? find(ch, n, "bin.dat") : NULL;
+	ok(c && !c->maybe_same, "bin.dat, written after its project side: not maybe_same");
+	ab_changes_free(ch, n);
+	/* The same bytes written later (as apply's own copy is): compared, and the same. */
+	snprintf(pp, sizeof(pp), "%s/copyup.txt", project);
+	snprintf(up, sizeof(up), "%s/copyup.txt", upper);
+	if (stat(pp, &pst) == 0) {
+		pst.st_mtim.tv_sec += 2;
+		utimensat(AT_FDCWD, up, (struct timespec[]){ pst.st_atim, pst.st_mtim }, 0);
+	}
+	r = ab_changes_collect_quick(upper, project, &ch, &n, &err);
+	c = r == 0 ? find(ch, n, "copyup.txt") : NULL;
+	ok(c && c->maybe_same, "the same bytes with a later mtime: compared, and marked maybe_same");
+	ab_changes_free(ch, n);
+	/* The full walk still reads the bytes and finds nothing in copyup.txt. */
+	r = ab_changes_collect(upper, project, NULL, 0, &ch, &n, &err);
+	ok(r == 0 && !find(ch, n, "copyup.txt"), "the full walk still leaves the copy-up out");
+	ab_changes_free(ch, n);
+}
+
 static void test_filters(void)
 {
 	static const struct {
@@ -707,6 +801,7 @@ int main(void)
 	}
 	build_fixture();
 	test_collect();
+	test_collect_quick();
 	test_filters();
 	test_text_output();
 	test_textdiff();

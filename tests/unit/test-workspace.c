@@ -804,6 +804,55 @@ static void test_freeze(void)
 	ab_workspace_close(&ws);
 }
 
+/* The state the end of a run keeps so that the next end may skip its work: whatever else
+ * changes upper (rollback, discard) must drop it. */
+static void test_recorded(void)
+{
+	char proj[512], p[1024];
+	struct ab_workspace ws;
+	struct ab_error err = { 0 };
+	uint64_t fp = 0;
+	size_t n = 0;
+	FILE *f;
+
+	path_of(proj, sizeof(proj), "proj");
+	if (ab_workspace_open("recorded", proj, &ws, &err) < 0 || ab_workspace_lock(&ws, true, &err) < 0) {
+		ok(0, "sandbox for the recorded state: %s", err.msg);
+		return;
+	}
+	ok(ab_workspace_recorded_get(&ws, &fp, &n) < 0, "a new sandbox has no recorded state");
+	ab_workspace_recorded_set(&ws, 0x0123456789abcdefULL, 42);
+	ok(ab_workspace_recorded_get(&ws, &fp, &n) == 0 && fp == 0x0123456789abcdefULL && n == 42,
+	   "set, then read back: fingerprint and count");
+	snprintf(p, sizeof(p), "%s/recorded", ws.dir);
+	static const char *const bad[] = { "", "0123 4", "zz 1\n", "0123456789abcdef 99999999\n",
+					   "0123456789abcdef 1\n\0", "0123456789abcdef -1\n" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		f = fopen(p, "w");
+		if (f) {
+			fwrite(bad[i], 1, strlen(bad[i]) + (i == 4), f);
+			fclose(f);
+		}
+		ok(ab_workspace_recorded_get(&ws, &fp, &n) < 0, "a malformed record is no record (case %zu)", i);
+	}
+	ab_workspace_recorded_set(&ws, 7, 1);
+	ok(ab_workspace_recorded_forget(&ws) == 0 && ab_workspace_recorded_get(&ws, &fp, &n) < 0,
+	   "forget drops it");
+	ok(ab_workspace_recorded_forget(&ws) == 0, "forgetting nothing is fine");
+
+	mkfile(ws.upper, "a", "one\n", 0644);
+	char *snap = NULL;
+	ok(ab_snapshot_create(&ws, "s1", false, &snap, &err) == 0, "a snapshot to roll back to");
+	ab_workspace_recorded_set(&ws, 7, 1);
+	ok(ab_snapshot_rollback(&ws, "s1", &err) == 0 && ab_workspace_recorded_get(&ws, &fp, &n) < 0,
+	   "rollback drops the recorded state");
+	ab_workspace_recorded_set(&ws, 7, 1);
+	ok(ab_workspace_discard(&ws, &err) == 0 && ab_workspace_recorded_get(&ws, &fp, &n) < 0,
+	   "discard drops the recorded state");
+	free(snap);
+	ab_workspace_close(&ws);
+}
+
 int main(void)
 {
 	char data[512];
@@ -821,6 +870,7 @@ int main(void)
 	test_snapshots();
 	test_fingerprint();
 	test_snapshot_reuse();
+	test_recorded();
 	if (geteuid() == 0)
 		test_freeze();
 	else
