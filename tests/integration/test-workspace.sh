@@ -349,4 +349,19 @@ old_kernel run --name oldkernel -- true
 expect_bad_input "without the mount API a tampered work directory is reported too" "$WS"
 rm -f "$bo/work" && rmdir "$bo/upper/inner" && mkdir "$bo/work"
 
+# ---- masks, last: this changes the project ----
+# The search for masked files keeps its result while the project's directories are as
+# they were: a secret added since, deep in a new directory, is still found.
+sleep 0.1
+box --name masked -- true
+mkdir -p "$WS/later/deep"
+printf 'LATE_SECRET=1\n' >"$WS/later/deep/.env"
+box --name masked -- sh -c "cat '$WS/later/deep/.env'; echo end"
+if out_has end && ! grep -q LATE_SECRET <<<"$AB_OUT"; then
+	pass "a secret added after an earlier run is masked at the next"
+else
+	fail "a secret added after an earlier run is masked at the next" "$(last_run)"
+fi
+rm -r "$WS/later"
+
 done_testing
