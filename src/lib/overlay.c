@@ -18,9 +18,10 @@
  * here (architectures other than x86-64 and arm64, or a build with -DAB_NO_OVERLAY_HELPER,
  * which measures what the helper saves), the overlay is mounted in line.
  *
- * The layers are given as host paths and looked up by fsconfig before the helper starts,
- * before the builder mounts its scratch root over /tmp or pivots: the helper resolves
- * nothing.
+ * The layers are set before the helper starts, before the builder mounts its scratch root
+ * over /tmp or pivots, so the helper resolves nothing: by descriptors of the directories
+ * where overlayfs takes them (Linux 6.13 and later), else by their host paths, which
+ * fsconfig looks up at once.
  *
  * The helper is a process of the sandbox's pid namespace, so it takes a pid there; once it
  * is reaped the namespace's pid counter is set back (ns_last_pid, which the sandbox's init
@@ -152,6 +153,21 @@ static int set_layer(int fs_fd, const char *key, const char *path)
 	}
 	return fsconfig(fs_fd, FSCONFIG_SET_STRING, key, value, 0);
 }
+
+/* A layer by a descriptor of the directory (fd_key), where overlayfs takes one (Linux
+ * 6.13 and later): nothing is looked up again, and no path has to be escaped. Else by
+ * its path (path_key), whose lookup also words the kernel's refusal of a layer that
+ * cannot be opened here. The context holds its own reference: the descriptor goes. */
+static int set_dir_layer(int fs_fd, const char *fd_key, const char *path_key, const char *path)
+{
+	int dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = -1;
+
+	if (dir >= 0) {
+		r = fsconfig(fs_fd, FSCONFIG_SET_FD, fd_key, NULL, dir);
+		close(dir);
+	}
+	return r == 0 ? 0 : set_layer(fs_fd, path_key, path);
+}
 #endif
 
 void ab_overlay_begin(const struct ab_config *cfg)
@@ -165,10 +181,10 @@ void ab_overlay_begin(const struct ab_config *cfg)
 		return; /* no mount API here: ab_overlay_mount falls back to mount(2) */
 	pending.begun = true;
 	/* A layer refused here is reported by ab_overlay_mount, in the kernel's words. */
-	if (set_layer(pending.fs_fd, "source", "overlay") < 0 ||
-	    set_layer(pending.fs_fd, "lowerdir", cfg->workspace) < 0 ||
-	    set_layer(pending.fs_fd, "upperdir", cfg->overlay_upper) < 0 ||
-	    set_layer(pending.fs_fd, "workdir", cfg->overlay_work) < 0 ||
+	if (fsconfig(pending.fs_fd, FSCONFIG_SET_STRING, "source", "overlay", 0) < 0 ||
+	    set_dir_layer(pending.fs_fd, "lowerdir+", "lowerdir", cfg->workspace) < 0 ||
+	    set_dir_layer(pending.fs_fd, "upperdir", "upperdir", cfg->overlay_upper) < 0 ||
+	    set_dir_layer(pending.fs_fd, "workdir", "workdir", cfg->overlay_work) < 0 ||
 	    fsconfig(pending.fs_fd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0) {
 		pending.error = errno;
 		return;

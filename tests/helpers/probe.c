@@ -58,7 +58,7 @@ int usage(void)
 	      "       | serve-bytes PORT N [SECS] | serve-echo PORT [SECS]\n"
 	      "       | http-bench HOST PORT PATH N [PROXY_IP:PORT]\n"
 	      "       | echo-conns HOST PORT N [PROXY_IP:PORT]\n"
-	      "       | without-mount-api CMD [ARG...]\n",
+	      "       | without-mount-api CMD [ARG...] | without-layer-fds CMD [ARG...]\n",
 	      stderr);
 	return 2;
 }
@@ -472,6 +472,31 @@ static int cmd_without_mount_api(char **argv)
 	return 127;
 }
 
+/* without-layer-fds CMD [ARG...]: runs CMD as on a kernel whose overlayfs takes its layers
+ * only as paths (before Linux 6.13): fsconfig(FSCONFIG_SET_FD) fails with EINVAL, through
+ * an inherited seccomp filter as above. Prints nothing itself. */
+static int cmd_without_layer_fds(char **argv)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fsconfig, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 5 /* FSCONFIG_SET_FD */, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
+		printf("filter=%s\n", errname(errno));
+		return 1;
+	}
+	execvp(argv[0], argv);
+	printf("exec=%s\n", errname(errno));
+	return 127;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -547,6 +572,8 @@ int main(int argc, char **argv)
 		rc = cmd_echo_conns(args[0], args[1], args[2], nargs == 4 ? args[3] : NULL);
 	else if (strcmp(cmd, "without-mount-api") == 0 && nargs >= 1)
 		rc = cmd_without_mount_api(args);
+	else if (strcmp(cmd, "without-layer-fds") == 0 && nargs >= 1)
+		rc = cmd_without_layer_fds(args);
 	else
 		return usage();
 	fflush(stdout);

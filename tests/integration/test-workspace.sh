@@ -327,10 +327,10 @@ fi
 # Kernels before 5.2 have no mount API (fsopen, fsmount, move_mount): the overlay is then
 # mounted with mount(2), the same workspace and the same refusals.
 old_kernel() { # old_kernel ARGS...: agentbox ARGS with the mount API failing with ENOSYS
-	(cd "$WS" && timeout -k 5 "$AB_TIMEOUT" "$P" without-mount-api "$AB" "$@" </dev/null \
+	(cd "$WS" && timeout -k 5 "$AB_TIMEOUT" "$P" "${OLD_KERNEL_PROBE:-without-mount-api}" "$AB" "$@" </dev/null \
 		>"$AB_OUT_FILE" 2>"$AB_ERR_FILE") 2>/dev/null
 	AB_RC=$?
-	AB_CMD="probe without-mount-api $AB $*"
+	AB_CMD="probe ${OLD_KERNEL_PROBE:-without-mount-api} $AB $*"
 	AB_OUT=$(cat "$AB_OUT_FILE")
 	AB_ERR=$(cat "$AB_ERR_FILE")
 }
@@ -348,6 +348,26 @@ rm -rf "$bo/work" && mkdir -p "$bo/upper/inner" && ln -s upper/inner "$bo/work"
 old_kernel run --name oldkernel -- true
 expect_bad_input "without the mount API a tampered work directory is reported too" "$WS"
 rm -f "$bo/work" && rmdir "$bo/upper/inner" && mkdir "$bo/work"
+# Before Linux 6.13 overlayfs takes its layers only as paths: they are then given by path,
+# with the same workspace and the same refusals.
+OLD_KERNEL_PROBE=without-layer-fds
+digest_old=$(tree_digest "$WS")
+old_kernel run --name pathlayers -- sh -c "echo paths > '$WS/old.txt'; cat '$WS/old.txt'; grep -c ' overlay .*lowerdir=' /proc/self/mountinfo"
+if [ "$AB_RC" = 0 ] && out_has "paths" && out_has 1 && [ "$(tree_digest "$WS")" = "$digest_old" ]; then
+	pass "layers given by path where overlayfs takes no descriptors: still copy-on-write"
+else
+	fail "layers given by path where overlayfs takes no descriptors: still copy-on-write" "$(last_run)"
+fi
+box --name pathlayers -- sh -c "cat '$WS/old.txt'; grep -c ' overlay .*lowerdir+=' /proc/self/mountinfo"
+if out_has paths && out_has 1; then pass "... its changes are there with layers given by descriptor"; else fail "... its changes are there with layers given by descriptor" "$(last_run)"; fi
+bo=$AGENTBOX_DATA_DIR/sandboxes/pathlayers
+rm -rf "$bo/work" && mkdir -p "$bo/upper/inner" && ln -s upper/inner "$bo/work"
+old_kernel run --name pathlayers -- true
+expect_bad_input "layers given by path: a tampered work directory is reported" "$WS"
+box --name pathlayers -- true
+expect_bad_input "layers given by descriptor: a tampered work directory is reported" "$WS"
+rm -f "$bo/work" && rmdir "$bo/upper/inner" && mkdir "$bo/work"
+unset OLD_KERNEL_PROBE
 
 # ---- masks, last: this changes the project ----
 # The search for masked files keeps its result while the project's directories are as
