@@ -124,9 +124,13 @@ int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_erro
 	 * ab_session_prepare: it reads a little metadata, and done there it would compete for
 	 * the CPU with the sandbox's init just woken on it. The copy, when one is needed, still
 	 * overlaps the building of the sandbox. */
+	/* Upper's fingerprint: the one the last run's end recorded, when that end was the last
+	 * thing to touch upper (whatever else changes upper drops the record, and a run that
+	 * never reached its end left it marked); else one walk of upper. */
 	int64_t newest_ctime_ns;
-	s->have_start_fingerprint = ab_tree_fingerprint(s->ws.upper, &s->start_fingerprint,
-							&newest_ctime_ns) == 0;
+	s->recorded_claimed = ab_workspace_recorded_claim(&s->ws, &s->start_fingerprint, &s->recorded_changes) == 0;
+	s->have_start_fingerprint = s->recorded_claimed ||
+				    ab_tree_fingerprint(s->ws.upper, &s->start_fingerprint, &newest_ctime_ns) == 0;
 	s->auto_reused = s->have_start_fingerprint &&
 			 ab_snapshot_reuse_automatic_at(&s->ws, s->start_fingerprint, &s->auto_snapshot) == 1;
 	free(cfg->overlay_upper);
@@ -223,8 +227,8 @@ static int record_host_side(struct ab_session *s, const struct ab_change *change
 int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err)
 {
 	struct ab_change *changes = NULL;
-	size_t n = 0, recorded_n;
-	uint64_t recorded, now;
+	size_t n = 0;
+	uint64_t now;
 	int64_t newest_ctime_ns;
 	int r;
 
@@ -232,10 +236,10 @@ int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err
 	/* Upper as the last recorded end left it, when this run began and still now: the
 	 * command changed nothing (tests, builds that write outside the project, questions
 	 * to the agent), and everything upper holds was recorded then. */
-	if (s->have_start_fingerprint && ab_workspace_recorded_get(&s->ws, &recorded, &recorded_n) == 0 &&
-	    recorded == s->start_fingerprint && ab_tree_fingerprint(s->ws.upper, &now, &newest_ctime_ns) == 0 &&
-	    now == recorded) {
-		*n_changes = recorded_n;
+	if (s->recorded_claimed && ab_tree_fingerprint(s->ws.upper, &now, &newest_ctime_ns) == 0 &&
+	    now == s->start_fingerprint) {
+		ab_workspace_recorded_unclaim(&s->ws, now, s->recorded_changes);
+		*n_changes = s->recorded_changes;
 		return 0;
 	}
 	if ((r = ab_workspace_recorded_forget(&s->ws)) < 0)

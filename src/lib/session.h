@@ -19,6 +19,8 @@ struct ab_session {
 	int64_t started_ns; /* wall clock when the run began */
 	bool have_start_fingerprint;
 	uint64_t start_fingerprint; /* upper's, when the run began (fingerprint.h) */
+	bool recorded_claimed;      /* ... as the last recorded end left it (no walk needed) */
+	size_t recorded_changes;    /* the changes that end counted */
 	pid_t init_pid;     /* the sandbox's init, once started */
 };
 

@@ -140,6 +140,51 @@ void ab_workspace_recorded_set(const struct ab_workspace *ws, uint64_t fingerpri
 		unlink(tmp);
 }
 
+int ab_workspace_recorded_claim(const struct ab_workspace *ws, uint64_t *fingerprint, size_t *n_changes)
+{
+	char path[4096], text[64];
+	unsigned long long fp, n;
+	char end;
+	ssize_t len;
+	int fd, r = -1;
+
+	snprintf(path, sizeof(path), "%s/recorded", ws->dir);
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	len = pread(fd, text, sizeof(text) - 1, 0);
+	if (len > 0) {
+		text[len] = '\0';
+		/* Marked in place, one byte, no new file: a run that never reaches its end
+		 * (killed, a crash) leaves it unreadable, and the next run looks for itself. */
+		if (!memchr(text, '\0', (size_t)len) && sscanf(text, "%16llx %llu%c", &fp, &n, &end) == 3 &&
+		    end == '\n' && n <= AB_MAX_CHANGES && pwrite(fd, "!", 1, 0) == 1) {
+			*fingerprint = fp;
+			*n_changes = (size_t)n;
+			r = 0;
+		}
+	}
+	close(fd);
+	return r;
+}
+
+void ab_workspace_recorded_unclaim(const struct ab_workspace *ws, uint64_t fingerprint, size_t n_changes)
+{
+	char path[4096], text[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/recorded", ws->dir);
+	snprintf(text, sizeof(text), "%016llx %zu\n", (unsigned long long)fingerprint, n_changes);
+	fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	/* The same bytes as before the claim: only the mark goes. A write that fails leaves
+	 * the mark, and the next run walks upper itself. */
+	ssize_t w = pwrite(fd, text, strlen(text), 0);
+	(void)w;
+	close(fd);
+}
+
 int ab_workspace_recorded_forget(const struct ab_workspace *ws)
 {
 	char path[4096];

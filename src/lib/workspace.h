@@ -71,6 +71,11 @@ void ab_workspace_close(struct ab_workspace *ws);
 int ab_workspace_recorded_get(const struct ab_workspace *ws, uint64_t *fingerprint, size_t *n_changes);
 void ab_workspace_recorded_set(const struct ab_workspace *ws, uint64_t fingerprint, size_t n_changes);
 int ab_workspace_recorded_forget(const struct ab_workspace *ws);
+/* For the run that begins: the recorded state (0, or -1 when there is none), and marked
+ * as taken, so that a run that never ends leaves none; unclaim puts it back as it was,
+ * for the end of a run that changed nothing. */
+int ab_workspace_recorded_claim(const struct ab_workspace *ws, uint64_t *fingerprint, size_t *n_changes);
+void ab_workspace_recorded_unclaim(const struct ab_workspace *ws, uint64_t fingerprint, size_t n_changes);
 /* Every sandbox name under the data root, sorted. */
 int ab_workspace_list(char ***names, size_t *n, struct ab_error *err);
 

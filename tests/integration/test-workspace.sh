@@ -275,6 +275,32 @@ box --name tally -- sh -c "cd '$WS' && printf 'm\n' > tally.txt && cat tally.txt
 ab diff tally -- tally.txt
 if grep -q '^+m' <<<"$AB_OUT"; then pass "a same-size rewrite after a recorded end shows in diff"; else fail "a same-size rewrite after a recorded end shows in diff" "$(last_run)"; fi
 
+# ---- a run that never reaches its end: the next run takes its own snapshot ----
+box --name crash -- sh -c "echo first > '$WS/c.txt'"
+sleep 0.1
+box --name crash -- true # records the settled state
+sleep 0.1
+n1=$(ab snapshots crash; grep -c '^auto-' <<<"$AB_OUT")
+ab_bg "$T/crash.out" "$T/crash.err" run --name crash -- sh -c "echo second > '$WS/c.txt'; echo written; sleep 60"
+crash_pid=$AB_BG_PID
+if wait_for_line "$T/crash.out" written 20; then
+	kill -9 "$crash_pid"
+	wait "$crash_pid" 2>/dev/null
+	sleep 0.2
+	box --name crash -- cat "$WS/c.txt"
+	out=$AB_OUT
+	n2=$(ab snapshots crash; grep -c '^auto-' <<<"$AB_OUT")
+	ab rollback crash
+	box --name crash -- cat "$WS/c.txt"
+	if [ "$out" = second ] && [ "$n2" -gt "$n1" ] && [ "$AB_OUT" = second ]; then
+		pass "after a run killed before its end, the next run snapshots first: rollback restores the killed run's changes"
+	else
+		fail "after a run killed before its end, the next run snapshots first: rollback restores the killed run's changes" "saw '$out', snapshots $n1 -> $n2, after rollback '$AB_OUT'"
+	fi
+else
+	fail "after a run killed before its end, the next run snapshots first" "the run did not start: $(cat "$T/crash.err")"
+fi
+
 # ---- a snapshot while a process writes all the time is consistent ----
 ab_bg "$T/w.out" "$T/w.err" run --name live -- sh -c "cd '$WS'; i=0; while :; do echo \"record-\$i-\$(printf %080d 0)\" >> log.txt; i=\$((i+1)); done"
 sleep 1

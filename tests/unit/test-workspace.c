@@ -835,6 +835,14 @@ static void test_recorded(void)
 		}
 		ok(ab_workspace_recorded_get(&ws, &fp, &n) < 0, "a malformed record is no record (case %zu)", i);
 	}
+	ab_workspace_recorded_set(&ws, 0xabcULL, 3);
+	ok(ab_workspace_recorded_claim(&ws, &fp, &n) == 0 && fp == 0xabcULL && n == 3,
+	   "a run's start claims the record");
+	ok(ab_workspace_recorded_get(&ws, &fp, &n) < 0 && ab_workspace_recorded_claim(&ws, &fp, &n) < 0,
+	   "claimed, it is marked: a run that never ends leaves no record behind");
+	ab_workspace_recorded_unclaim(&ws, 0xabcULL, 3);
+	ok(ab_workspace_recorded_get(&ws, &fp, &n) == 0 && fp == 0xabcULL && n == 3,
+	   "an end that changed nothing puts it back as it was");
 	ab_workspace_recorded_set(&ws, 7, 1);
 	ok(ab_workspace_recorded_forget(&ws) == 0 && ab_workspace_recorded_get(&ws, &fp, &n) < 0,
 	   "forget drops it");
