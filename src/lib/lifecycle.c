@@ -191,9 +191,8 @@ static void decide_reason(struct run *rn, int code, bool timed_out, struct ab_ru
 	snprintf(out->reason, sizeof(out->reason), "%s", reason);
 }
 
-/* After the sandbox: the record, the session's end, the cgroup's removal. */
-static void finish(struct run *rn, int code, bool timed_out, int disk_upper_fd, bool quiet,
-		   struct ab_run_outcome *out)
+/* After the sandbox: the --disk-limit changes back, the record, the cgroup's removal. */
+static void finish(struct run *rn, int code, bool timed_out, int disk_upper_fd, struct ab_run_outcome *out)
 {
 	struct ab_error ignored;
 	int lock;
@@ -213,11 +212,6 @@ static void finish(struct run *rn, int code, bool timed_out, int disk_upper_fd, 
 	}
 	if (disk_upper_fd >= 0)
 		close(disk_upper_fd);
-	if (rn->have_session) {
-		struct ab_error end_err = { 0 };
-		if (ab_session_end(&rn->session, &out->n_changes, &end_err) < 0 && !quiet)
-			fprintf(stderr, "agentbox: %s\n", end_err.msg);
-	}
 	(void)ab_cgroup_remove(&rn->cg, &ignored);
 	lock = ab_state_lock(rn->st.name, true, &ignored);
 	free(rn->st.reason);
@@ -229,6 +223,17 @@ static void finish(struct run *rn, int code, bool timed_out, int disk_upper_fd, 
 		(void)ab_state_save(&rn->st, &ignored);
 	if (lock >= 0)
 		close(lock);
+}
+
+/* The workspace's side of the end (ab_session_end), once the sandbox's records are done
+ * with: the last thing a run does. Its walk of the changes then no longer runs while the
+ * kernel is still taking the sandbox's namespaces and overlay down. */
+static void end_session(struct run *rn, bool quiet, struct ab_run_outcome *out)
+{
+	struct ab_error end_err = { 0 };
+
+	if (rn->have_session && ab_session_end(&rn->session, &out->n_changes, &end_err) < 0 && !quiet)
+		fprintf(stderr, "agentbox: %s\n", end_err.msg);
 }
 
 /* The supervisor process of a detached sandbox: detached from the caller's terminal and
@@ -271,7 +276,8 @@ __attribute__((noreturn)) static void supervisor_main(struct run *rn, const stru
 		close(rn->ready_fd);
 		rn->ready_fd = -1;
 	}
-	finish(rn, code, rn->sv.timed_out, hooks.disk_upper_fd, true, &out);
+	finish(rn, code, rn->sv.timed_out, hooks.disk_upper_fd, &out);
+	end_session(rn, true, &out);
 	ab_supervisor_close(&rn->sv, code, out.reason);
 	if (rn->have_session)
 		ab_session_close(&rn->session);
@@ -407,7 +413,7 @@ int ab_lifecycle_run(struct ab_config *cfg, const struct ab_features *features, 
 	}
 	{
 		struct ab_error keep = *err; /* a message about the command, for the caller */
-		finish(&rn, *exit_code, hooks.timed_out, hooks.disk_upper_fd, cfg->quiet, out);
+		finish(&rn, *exit_code, hooks.timed_out, hooks.disk_upper_fd, out);
 		*err = keep;
 	}
 	/* A foreground run leaves no record: it was seen through while it ran. Its network
@@ -416,6 +422,7 @@ int ab_lifecycle_run(struct ab_config *cfg, const struct ab_features *features, 
 		(void)ab_state_remove_keeping(cfg->name, AB_EGRESS_LOG, &(struct ab_error){ 0 });
 	else
 		(void)ab_state_remove(cfg->name, &(struct ab_error){ 0 });
+	end_session(&rn, cfg->quiet, out);
 	r = 0;
 out:
 	if (rn.claim_fd >= 0 && lock < 0) {
