@@ -26,6 +26,8 @@
  *                       or applies changes
  *     run.lock          flock(2) held by the one run at a time
  *     running           while a run is going on: "AGENTBOX_PID INIT_PID\n"
+ *   mask-cache/KEY      what the search for masked files found in a project, with the
+ *                       stamps of the directories it read (mask.c)
  */
 #ifndef AB_WORKSPACE_H
 #define AB_WORKSPACE_H
