@@ -157,25 +157,7 @@ int ab_session_prepare(struct ab_session *s, struct ab_error *err)
 void ab_session_started(struct ab_session *s, pid_t init_pid)
 {
 	s->init_pid = init_pid;
-	char path[4096], text[96];
-
-	snprintf(path, sizeof(path), "%s/running", s->ws.dir);
-	/* With agentbox's start time, so that a reused pid is never taken for it: the file
-	 * stays after the run (the init may still be ending; see ab_workspace_running). */
-	snprintf(text, sizeof(text), "%d %d %llu\n", (int)getpid(), (int)init_pid,
-		 (unsigned long long)ab_proc_start_time(getpid()));
-	char tmp[4110];
-	int fd, r;
-
-	/* Written whole or not at all (snapshots read it to find the processes to freeze), but
-	 * not fsync'd: it means nothing after a crash, and the start should stay fast. */
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return;
-	r = ab_write_all(fd, text, strlen(text));
-	if (close(fd) < 0 || r < 0 || rename(tmp, path) < 0)
-		unlink(tmp);
+	ab_workspace_record_running(&s->ws, getpid(), init_pid);
 }
 
 /* The host's side of each path this run was the first to change: its entry as it is

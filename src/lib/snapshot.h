@@ -69,6 +69,9 @@ int ab_workspace_discard(struct ab_workspace *ws, struct ab_error *err);
  * in *agentbox_pid and *init_pid, either may be NULL), 0 when not running (no file, or a
  * stale one), < 0 (-errno) when the file cannot be read. */
 int ab_workspace_running(const struct ab_workspace *ws, pid_t *agentbox_pid, pid_t *init_pid);
+/* Writes that record for a run that started: agentbox's pid (with its start time) and
+ * its sandbox's init. Best-effort. */
+void ab_workspace_record_running(const struct ab_workspace *ws, pid_t agentbox_pid, pid_t init_pid);
 
 /* After a crash: an interrupted rollback is rolled back (upper.old becomes upper again
  * when upper is missing), then upper.new, upper.old and snapshots/.tmp-* are removed.

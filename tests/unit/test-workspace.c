@@ -616,6 +616,30 @@ static void test_snapshots(void)
 	write_text(p, line);
 	ok(ab_workspace_running(&ws, NULL, NULL) == 1, "the same pid and start time: running");
 	unlink(p);
+	/* The record a run writes, in place over whatever was there. */
+	write_text(p, "999999999 999999998\n");
+	ab_workspace_record_running(&ws, getpid(), 0);
+	pid_t who = 0;
+	ok(ab_workspace_running(&ws, &who, NULL) == 1 && who == getpid(), "a run's own record: running (%d)", (int)who);
+	{
+		char rec[256] = "";
+		FILE *f = fopen(p, "r");
+		if (f) {
+			if (!fgets(rec, sizeof(rec), f))
+				rec[0] = '\0';
+			fclose(f);
+		}
+		ok(strlen(rec) == 60, "the record has its fixed length (%zu)", strlen(rec));
+		/* Half rewritten: the start of one record, the rest of another. */
+		char torn[256];
+		snprintf(torn, sizeof(torn), "%.30s%s", rec, "99999999999 0123456789abcdef\n");
+		write_text(p, torn);
+		ok(ab_workspace_running(&ws, &who, NULL) == 0, "a half-written record is nothing to go by: %s", torn);
+		rec[50] = rec[50] == 'a' ? 'b' : 'a';
+		write_text(p, rec);
+		ok(ab_workspace_running(&ws, &who, NULL) == 0, "a record whose check disagrees: nothing to go by");
+	}
+	unlink(p);
 
 	/* automatic snapshots are capped */
 	for (int i = 0; i < AB_MAX_AUTO_SNAPSHOTS + 3; i++)
