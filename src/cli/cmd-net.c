@@ -256,6 +256,20 @@ static int net_log(const char *name, bool follow, bool json)
 		}
 		if (!follow || stopping)
 			break;
+		/* Rotated by the proxy (audit.c): what was read so far is the start of
+		 * net.log.1 now; its rest, then the new net.log from its start. */
+		struct stat now;
+		off_t at = lseek(fd, 0, SEEK_CUR);
+		if (fstat(fd, &now) == 0 && at > 0 && now.st_size < at) {
+			_cleanup_close_ int ofd = open_log(old);
+			if (ofd >= 0 && lseek(ofd, at, SEEK_SET) == at)
+				(void)drain(&t, ofd, buf, &used, &skipping);
+			used = 0;
+			skipping = false;
+			if (lseek(fd, 0, SEEK_SET) < 0)
+				break;
+			continue;
+		}
 		if (!sandbox_running(name)) {
 			stopping = true; /* what it wrote before it stopped is read once more */
 			continue;

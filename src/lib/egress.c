@@ -34,7 +34,7 @@
 #include "landlock.h"
 
 #define CONTROL_BACKLOG 16
-#define EGRESS_FDS 5 /* what the proxy process keeps: control, log, lifeline, ready, listeners */
+#define EGRESS_FDS 6 /* what the proxy process keeps: control, log, lifeline, ready, listeners, old log */
 
 static char *path_in(const char *dir, const char *file)
 {
@@ -91,18 +91,40 @@ static int make_control(const char *path, struct ab_error *err)
 	return TAKE_FD(fd);
 }
 
-/* STATE_DIR/net.log for appending, 0600. The proxy itself cannot rename (see audit.c) and
- * stops logging at AB_AUDIT_LOG_MAX, so a log already half that size is kept as net.log.1
- * and a new one begins: every run has at least half the cap to write in. */
-static int open_log(const char *path, const char *old_path, struct ab_error *err)
+/* AGENTBOX_NET_LOG_MAX: what a sandbox's network log may take (net.log and net.log.1
+ * together), in bytes, from 64 KiB to 4 GiB; AB_AUDIT_LOG_MAX without it. */
+static int net_log_max(uint64_t *out, struct ab_error *err)
+{
+	const char *env = getenv("AGENTBOX_NET_LOG_MAX");
+	unsigned long long v;
+	char *end;
+
+	*out = AB_AUDIT_LOG_MAX;
+	if (!env || !*env)
+		return 0;
+	errno = 0;
+	v = strtoull(env, &end, 10);
+	if (errno || end == env || *end || env[0] == '-' || v < (64ULL << 10) || v > (4ULL << 30))
+		return ab_error_set(err, 0,
+				    "AGENTBOX_NET_LOG_MAX '%s' is not a size in bytes from 65536 to 4294967296: "
+				    "fix it or unset it",
+				    env);
+	*out = v;
+	return 0;
+}
+
+/* STATE_DIR/net.log for appending (and reading: the proxy copies it into net.log.1 when
+ * it rotates, see audit.c), 0600. A log already half AB_AUDIT_LOG_MAX is kept as
+ * net.log.1 and a new one begins. */
+static int open_log(const char *path, const char *old_path, uint64_t log_max, struct ab_error *err)
 {
 	struct stat st;
 	int fd;
 
-	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size >= AB_AUDIT_LOG_MAX / 2 &&
+	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size >= log_max / 2 &&
 	    rename(path, old_path) < 0)
 		return ab_error_set(err, errno, "cannot rotate the network log '%s'", path);
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 	if (fd < 0)
 		return ab_error_set(err, errno, "cannot open the network log '%s'", path);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -112,8 +134,8 @@ static int open_log(const char *path, const char *old_path, struct ab_error *err
 	return fd;
 }
 
-/* In the child: fds[i] moves to 3 + i, stdin and stdout to /dev/null (stderr stays, for a
- * sanitizer's report), every other fd is closed. Returns 0 or -errno. */
+/* In the child: fds[i] moves to 3 + i (one of -1 stays -1), stdin and stdout to /dev/null
+ * (stderr stays, for a sanitizer's report), every other fd is closed. Returns 0 or -errno. */
 static int keep_only(int *fds, size_t n)
 {
 	int base = 3 + (int)n, tmp[EGRESS_FDS];
@@ -127,11 +149,13 @@ static int keep_only(int *fds, size_t n)
 	/* First above every fd involved, then down into place: no move overwrites a
 	 * descriptor still to be moved. */
 	for (size_t i = 0; i < n; i++) {
-		tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, base);
-		if (tmp[i] < 0)
+		tmp[i] = fds[i] < 0 ? -1 : fcntl(fds[i], F_DUPFD_CLOEXEC, base);
+		if (fds[i] >= 0 && tmp[i] < 0)
 			return -errno;
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (tmp[i] < 0)
+			continue; /* none given: stays -1, and 3 + i stays free */
 		if (dup3(tmp[i], 3 + (int)i, O_CLOEXEC) < 0)
 			return -errno;
 		fds[i] = 3 + (int)i;
@@ -172,11 +196,12 @@ static void reset_signals(void)
 /* The proxy process. Never returns. */
 static void __attribute__((noreturn))
 run_proxy(const struct ab_config *cfg, const char *name, struct ab_net_policy *policy, int control_fd,
-	  int log_fd, int lifeline_fd, int ready_fd, int listeners_fd, pid_t parent)
+	  int log_fd, int lifeline_fd, int ready_fd, int listeners_fd, int log_old_fd, uint64_t log_max,
+	  pid_t parent)
 {
-	struct ab_proxy_config pc = { .control_fd = -1, .log_fd = -1, .lifeline_fd = -1, .ready_fd = -1,
-				      .listeners_fd = -1 };
-	int fds[EGRESS_FDS] = { control_fd, log_fd, lifeline_fd, ready_fd, listeners_fd };
+	struct ab_proxy_config pc = { .control_fd = -1, .log_fd = -1, .log_old_fd = -1, .lifeline_fd = -1,
+				      .ready_fd = -1, .listeners_fd = -1 };
+	int fds[EGRESS_FDS] = { control_fd, log_fd, lifeline_fd, ready_fd, listeners_fd, log_old_fd };
 	struct ab_error err = { 0 };
 	int r;
 
@@ -199,6 +224,8 @@ run_proxy(const struct ab_config *cfg, const char *name, struct ab_net_policy *p
 	pc.lifeline_fd = fds[2];
 	pc.ready_fd = fds[3];
 	pc.listeners_fd = fds[4];
+	pc.log_old_fd = fds[5];
+	pc.log_max = log_max;
 	pc.owner_uid = getuid();
 	pc.drop_privileges = geteuid() == 0;
 	pc.landlock_abi = ab_landlock_abi();
@@ -246,14 +273,17 @@ int ab_egress_spawn(const struct ab_config *cfg, const char *state_dir, struct a
 		    struct ab_error *err)
 {
 	_cleanup_free_ char *sock_path = NULL, *log_path = NULL, *old_log = NULL;
-	_cleanup_close_ int control = -1, log = -1, life_r = -1, life_w = -1, ready_r = -1, ready_w = -1,
-			    lis_ours = -1, lis_theirs = -1;
+	_cleanup_close_ int control = -1, log = -1, log_old = -1, life_r = -1, life_w = -1, ready_r = -1,
+			    ready_w = -1, lis_ours = -1, lis_theirs = -1;
 	struct ab_net_policy policy = { 0 };
 	const char *name = cfg->name;
+	uint64_t log_max;
 	int pipefd[2], r = 0;
 	pid_t parent = getpid(), pid;
 
 	*eg = (struct ab_egress)AB_EGRESS_INIT;
+	if ((r = net_log_max(&log_max, err)) < 0)
+		return r;
 	if (!name) {
 		const char *slash = strrchr(state_dir, '/');
 		name = slash ? slash + 1 : state_dir;
@@ -276,11 +306,14 @@ int ab_egress_spawn(const struct ab_config *cfg, const char *state_dir, struct a
 		r = control;
 		goto fail;
 	}
-	log = open_log(log_path, old_log, err);
+	log = open_log(log_path, old_log, log_max, err);
 	if (log < 0) {
 		r = log;
 		goto fail_sock;
 	}
+	/* Where the proxy rotates to while it runs. Without it the proxy stops logging at
+	 * the cap instead, which is no reason not to start. */
+	log_old = open(old_log, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
 		r = ab_error_set(err, errno, "cannot create the egress proxy's lifeline");
 		goto fail_sock;
@@ -310,7 +343,7 @@ int ab_egress_spawn(const struct ab_config *cfg, const char *state_dir, struct a
 		close(life_w);
 		close(ready_r);
 		close(lis_ours);
-		run_proxy(cfg, name, &policy, control, log, life_r, ready_w, lis_theirs, parent);
+		run_proxy(cfg, name, &policy, control, log, life_r, ready_w, lis_theirs, log_old, log_max, parent);
 	}
 
 	ab_net_policy_free(&policy);

@@ -608,6 +608,11 @@ static const struct ab_seccomp_rule proxy_rules[] = {
 	ALLOW(fstat),
 	ALLOW(newfstatat),
 	ALLOW(lseek),
+	/* Rotating its log, net.log into net.log.1, both fds it was handed (audit.c). */
+	ALLOW(ftruncate),
+	ALLOW(copy_file_range),
+	ALLOW(pread64),
+	ALLOW(pwrite64),
 
 	/* Memory: the allocator (and ASan's, in the sanitizer build), never executable. */
 	ALLOW(brk),

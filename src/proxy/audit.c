@@ -6,12 +6,16 @@
  * fits in AB_AUDIT_LINE_MAX and is appended with one write(2) on an O_APPEND fd (the
  * kernel does not interleave it with another writer's line).
  *
- * Size: the proxy cannot rotate its own log (Landlock leaves it no access to the state
- * directory, only the open fd), so ab_egress_spawn moves a log of half AB_AUDIT_LOG_MAX
- * to net.log.1 when the proxy starts, and while it runs a log that nears AB_AUDIT_LOG_MAX
- * gets one last line saying so and nothing more (ab_audit_write returns -EFBIG): the
- * run directory is often a tmpfs, and a sandbox that floods the proxy with denied
- * queries must not fill the host's memory. Rotating while running is future work. */
+ * Size: the run directory is often a tmpfs, and a sandbox that floods the proxy with
+ * denied queries must not fill the host's memory, so a sandbox's log takes at most
+ * AB_AUDIT_LOG_MAX: net.log and net.log.1, half each. ab_egress_spawn moves a log of half
+ * that to net.log.1 when the proxy starts. While it runs, the proxy cannot rename or
+ * create files (Landlock leaves it no access to the state directory): it holds net.log
+ * and net.log.1 open, and rotates by copying the log into net.log.1 (copy_file_range,
+ * in the kernel) and truncating it, between two lines; the new log begins with a line
+ * that says so, and `agentbox net log -f` follows it across. Without net.log.1 (or when
+ * the copy fails), a log that nears AB_AUDIT_LOG_MAX gets one last line saying so and
+ * nothing more (ab_audit_write returns -EFBIG). */
 #include "audit.h"
 
 #include <errno.h>
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* Bytes of one string field before escaping; the second pass cuts harder when the
@@ -209,6 +214,9 @@ int ab_audit_format_policy(const char *sandbox, const char *action, const char *
 	return r;
 }
 
+static int rotate_fd = -1;
+static uint64_t log_max = AB_AUDIT_LOG_MAX;
+
 /* The last line of a log that reached its cap. */
 static int format_full(const char *sandbox, const struct timespec *now, char *out, size_t size)
 {
@@ -220,8 +228,8 @@ static int format_full(const char *sandbox, const struct timespec *now, char *ou
 		return -ENOMEM;
 	format_time(now, when, sizeof(when));
 	snprintf(why, sizeof(why),
-		 "the log reached %llu MiB: later decisions are not logged until the sandbox restarts",
-		 AB_AUDIT_LOG_MAX >> 20);
+		 "the log reached %llu KiB: later decisions are not logged until the sandbox restarts",
+		 (unsigned long long)log_max >> 10);
 	json_object_object_add(o, "time", json_object_new_string(when));
 	add_string(o, "sandbox", sandbox, FIELD_CAP_TIGHT);
 	json_object_object_add(o, "event", json_object_new_string("log full"));
@@ -229,6 +237,92 @@ static int format_full(const char *sandbox, const struct timespec *now, char *ou
 	r = finish(o, out, size);
 	json_object_put(o);
 	return r;
+}
+
+void ab_audit_set_rotation(int old_fd, uint64_t max_bytes)
+{
+	rotate_fd = old_fd;
+	log_max = max_bytes ? max_bytes : AB_AUDIT_LOG_MAX;
+}
+
+/* The first line of a log that was rotated. */
+static int format_rotated(const char *sandbox, const struct timespec *now, char *out, size_t size)
+{
+	struct json_object *o = json_object_new_object();
+	char when[80], why[160];
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	format_time(now, when, sizeof(when));
+	snprintf(why, sizeof(why), "the log reached %llu KiB: its earlier lines are in net.log.1",
+		 (unsigned long long)(log_max / 2) >> 10);
+	json_object_object_add(o, "time", json_object_new_string(when));
+	add_string(o, "sandbox", sandbox, FIELD_CAP_TIGHT);
+	json_object_object_add(o, "event", json_object_new_string("log rotated"));
+	json_object_object_add(o, "reason", json_object_new_string(why));
+	r = finish(o, out, size);
+	json_object_put(o);
+	return r;
+}
+
+/* Bytes [0, len) of in to out at 0; 0 or -errno. */
+static int copy_all(int in, int out, uint64_t len)
+{
+	loff_t off_in = 0, off_out = 0;
+	char buf[65536];
+
+	while ((uint64_t)off_in < len) {
+		ssize_t n = syscall(SYS_copy_file_range, in, &off_in, out, &off_out, (size_t)(len - (uint64_t)off_in), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n > 0)
+			continue;
+		if (n == 0)
+			return -EIO; /* shorter than it was a moment ago: nobody else writes it */
+		if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
+			return -errno;
+		/* Not in the kernel here: through a buffer. */
+		while ((uint64_t)off_in < len) {
+			ssize_t got = pread(in, buf, sizeof(buf), off_in), put;
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0)
+				return got < 0 ? -errno : -EIO;
+			put = pwrite(out, buf, (size_t)got, off_out);
+			if (put < 0 && errno == EINTR)
+				continue;
+			if (put != got)
+				return put < 0 ? -errno : -EIO;
+			off_in += got;
+			off_out += got;
+		}
+	}
+	return 0;
+}
+
+/* net.log into net.log.1, then net.log empty with its first line saying so. Returns the
+ * log's new size, or -errno with the log as it was (rotation is then not tried again). */
+static int64_t rotate(int fd, const char *sandbox, uint64_t size)
+{
+	char note[512];
+	struct timespec now;
+	int r;
+
+	if (ftruncate(rotate_fd, 0) < 0 || (r = copy_all(fd, rotate_fd, size)) < 0 ||
+	    ftruncate(rotate_fd, (off_t)size) < 0) {
+		rotate_fd = -1;
+		return -EIO;
+	}
+	if (ftruncate(fd, 0) < 0) {
+		rotate_fd = -1;
+		return -errno;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	r = format_rotated(sandbox, &now, note, sizeof(note));
+	if (r > 0 && write(fd, note, (size_t)r) == r)
+		return r;
+	return 0;
 }
 
 /* A log is full FULL_RESERVE bytes before AB_AUDIT_LOG_MAX: the line that crosses that
@@ -240,7 +334,7 @@ static int format_full(const char *sandbox, const struct timespec *now, char *ou
 static int write_line(int fd, const char *sandbox, const char *line, size_t len)
 {
 	char both[AB_AUDIT_LINE_MAX + FULL_NOTE_MAX];
-	const uint64_t mark = AB_AUDIT_LOG_MAX - FULL_RESERVE;
+	const uint64_t mark = log_max - FULL_RESERVE;
 	const char *out = line;
 	size_t out_len = len;
 	struct stat st;
@@ -252,6 +346,11 @@ static int write_line(int fd, const char *sandbox, const char *line, size_t len)
 		return -ENOSPC;
 	if (fstat(fd, &st) < 0)
 		return -errno;
+	if (rotate_fd >= 0 && st.st_size > 0 && (uint64_t)st.st_size + len > log_max / 2) {
+		int64_t now_size = rotate(fd, sandbox, (uint64_t)st.st_size);
+		if (now_size >= 0)
+			st.st_size = (off_t)now_size;
+	}
 	if ((uint64_t)st.st_size >= mark)
 		return -EFBIG;
 	if ((uint64_t)st.st_size + len >= mark) {

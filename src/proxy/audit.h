@@ -8,9 +8,10 @@
 #include <time.h>
 
 #define AB_AUDIT_LINE_MAX 4096
-/* The most a log grows to while its proxy runs (the proxy cannot rename it: the line that
- * reaches this goes out with a "log full" note, later ones are dropped with -EFBIG); a log
- * of half this size is moved to net.log.1 when the next proxy starts (egress.c). */
+/* The most a sandbox's network log takes: net.log and net.log.1, half of it each. A log of
+ * half this size is moved to net.log.1 when the next proxy starts (egress.c), and while
+ * the proxy runs, by ab_audit_set_rotation's copy. Without a net.log.1 to rotate into, the
+ * line that reaches this goes out with a "log full" note and later ones are dropped. */
 #define AB_AUDIT_LOG_MAX (64ULL << 20)
 
 struct ab_audit_event {
@@ -36,6 +37,12 @@ int ab_audit_format(const char *sandbox, const struct ab_audit_event *ev,
  * "rule":..,"uid":..}\n */
 int ab_audit_format_policy(const char *sandbox, const char *action, const char *rule,
 			   uid_t uid, const struct timespec *now, char *out, size_t size);
+/* Where a log that reaches half of max_bytes (0: AB_AUDIT_LOG_MAX) goes: old_fd, net.log.1
+ * opened for reading and writing, takes a copy of it, and the log starts again empty
+ * with a line that says so. The proxy holds no right to rename or create files (see
+ * audit.c), only these two descriptors, so rotation is a copy and a truncation. The log
+ * fd must then be readable too. old_fd -1: no rotation. */
+void ab_audit_set_rotation(int old_fd, uint64_t max_bytes);
 /* Formats with the current time and appends with one write(2). Returns the line's length,
  * or < 0 (-EFBIG: the log is full); the proxy carries on either way. */
 int ab_audit_write(int fd, const char *sandbox, const struct ab_audit_event *ev);

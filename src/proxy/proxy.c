@@ -661,13 +661,16 @@ static void close_cfg_fds(struct ab_proxy_config *cfg)
 		close(cfg->control_fd);
 	if (cfg->log_fd >= 0)
 		close(cfg->log_fd);
+	if (cfg->log_old_fd >= 0)
+		close(cfg->log_old_fd);
+	ab_audit_set_rotation(-1, 0);
 	if (cfg->lifeline_fd >= 0)
 		close(cfg->lifeline_fd);
 	if (cfg->ready_fd >= 0)
 		close(cfg->ready_fd);
 	if (cfg->listeners_fd >= 0)
 		close(cfg->listeners_fd);
-	cfg->control_fd = cfg->log_fd = cfg->lifeline_fd = cfg->ready_fd = cfg->listeners_fd = -1;
+	cfg->control_fd = cfg->log_fd = cfg->log_old_fd = cfg->lifeline_fd = cfg->ready_fd = cfg->listeners_fd = -1;
 }
 
 int ab_proxy_run(struct ab_proxy_config *cfg, struct ab_error *err)
@@ -683,6 +686,8 @@ int ab_proxy_run(struct ab_proxy_config *cfg, struct ab_error *err)
 	}
 	p->cfg = cfg;
 	p->epfd = -1;
+	if (cfg->log_fd >= 0 && cfg->log_old_fd >= 0)
+		ab_audit_set_rotation(cfg->log_old_fd, cfg->log_max);
 	p->control.fd = p->lifeline.fd = -1;
 	for (size_t i = 0; i < PX_MAX_RESOLVER_FDS; i++)
 		p->resolver_fds[i].fd = -1;

@@ -62,7 +62,9 @@ struct ab_proxy_config {
 			   * itself up and confined itself. EOF first: the sandbox never
 			   * started, and the proxy returns 0. -1: they are above */
 	int control_fd;  /* a listening AF_UNIX SOCK_SEQPACKET socket, or -1 */
-	int log_fd;      /* the audit log, O_WRONLY|O_APPEND, or -1 */
+	int log_fd;      /* the audit log, O_WRONLY|O_APPEND (O_RDWR with log_old_fd), or -1 */
+	int log_old_fd;  /* net.log.1, O_RDWR, for rotation while it runs (audit.h), or -1 */
+	uint64_t log_max; /* what net.log and net.log.1 take together; 0: AB_AUDIT_LOG_MAX */
 	int lifeline_fd; /* readable end of a pipe: EOF means the sandbox is over */
 	int ready_fd;    /* written "OK" once confined, with its listeners, about to serve, or
 			  * the reason it could not start; then closed. -1: nobody waits */

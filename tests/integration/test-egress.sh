@@ -527,6 +527,42 @@ else
 fi
 "$AB" rm --force live >/dev/null 2>&1
 
+# ---- the log rotates while the proxy runs, and `net log -f` follows it across ------------
+# AGENTBOX_NET_LOG_MAX=65536: net.log and net.log.1 take 32 KiB each; four bursts of 100
+# refused DNS queries (about 25 KiB each) rotate the log once per burst or less.
+AGENTBOX_NET_LOG_MAX=65536 ab run -d --name rot "${BASE[@]}" -- sleep 300
+if [ "$AB_RC" = 0 ] && wait_status rot running 10; then
+	ab_bg "$T/follow.out" "$T/follow.err" net log rot -f --json
+	follow_pid=$AB_BG_PID
+	for b in 0 1 2 3; do
+		ab exec rot -- sh -c "i=$((b * 100)); while [ \$i -lt $((b * 100 + 100)) ]; do '$P' dns-query h\$i.rot.test >/dev/null; i=\$((i + 1)); done"
+		sleep 0.5
+	done
+	rlog=$AGENTBOX_RUN_DIR/rot/net.log
+	size=$(stat -c %s "$rlog" 2>/dev/null || echo 0)
+	size1=$(stat -c %s "$rlog.1" 2>/dev/null || echo 0)
+	if [ "$size" -le 32768 ] && [ "$size1" -le 32768 ] && [ "$size1" -gt 16384 ] &&
+		head -n 1 "$rlog" | grep -q '"event":"log rotated"'; then
+		pass "the proxy rotates its log as it runs: net.log $size, net.log.1 $size1 bytes, at most half the cap each"
+	else
+		fail "the proxy rotates its log as it runs" "net.log $size bytes, net.log.1 $size1; first line: $(head -n 1 "$rlog")"
+	fi
+	"$AB" rm --force rot >/dev/null 2>&1
+	wait_pid_timeout "$follow_pid" 10
+	seen=$(grep -o '"host":"h[0-9]*\.rot\.test"' "$T/follow.out" | sort | uniq -c)
+	n_hosts=$(wc -l <<<"$seen")
+	n_twice=$(awk '$1 != 1' <<<"$seen" | wc -l)
+	if [ "$n_hosts" = 400 ] && [ "$n_twice" = 0 ]; then
+		pass "net log -f follows the log across its rotations: each of the 400 decisions once"
+	else
+		fail "net log -f follows the log across its rotations" "$n_hosts hosts seen, $n_twice more than once; $(tail -c 600 "$T/follow.err")"
+	fi
+	AGENTBOX_NET_LOG_MAX=1k ab run "${BASE[@]}" -- true
+	expect_bad_input "a malformed AGENTBOX_NET_LOG_MAX is refused before the sandbox starts" "1k"
+else
+	fail "a detached sandbox with a small network log runs" "$(last_run)"
+fi
+
 # ---- UDP, ICMP and raw sockets do not leave -----------------------------------------------
 
 box --name udp "${BASE[@]}" -- sh -c '

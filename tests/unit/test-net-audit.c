@@ -279,6 +279,73 @@ static void test_audit_write(void)
 	ok(ab_audit_write(-1, "box", &ev) == -EBADF, "write: no fd, -EBADF");
 }
 
+/* The log rotated while the proxy runs: net.log copied into net.log.1 and begun again,
+ * between two lines, with no decision lost or repeated. A small cap stands for the
+ * real one. */
+static void test_audit_rotation(void)
+{
+	enum { N = 3000, CAP = 64 * 1024 };
+	char path[256], old_path[256], host[32];
+	int fd, old_fd, bad = 0, rotated = 0, first_new = -1, last_old = -1, last_new = -1;
+	struct stat st, ost;
+
+	snprintf(path, sizeof(path), "%s/net.log", tmpdir);
+	snprintf(old_path, sizeof(old_path), "%s/net.log.1", tmpdir);
+	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	old_fd = open(old_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ab_audit_set_rotation(old_fd, CAP);
+	for (int i = 0; i < N; i++) {
+		struct ab_audit_event ev = { .via = "dns", .host = host, .decision = "deny", .rule = "no rule allows it" };
+		snprintf(host, sizeof(host), "h%d.test", i);
+		if (ab_audit_write(fd, "box", &ev) <= 0)
+			bad++;
+	}
+	ab_audit_set_rotation(-1, 0);
+	fstat(fd, &st);
+	fstat(old_fd, &ost);
+	close(fd);
+	close(old_fd);
+	ok(bad == 0, "rotation: every line written (%d refused)", bad);
+	ok(st.st_size <= CAP / 2 && ost.st_size <= CAP / 2 && ost.st_size > CAP / 4,
+	   "rotation: net.log %lld and net.log.1 %lld bytes, each at most half the cap", (long long)st.st_size,
+	   (long long)ost.st_size);
+	for (int which = 0; which < 2; which++) {
+		FILE *f = fopen(which ? path : old_path, "r");
+		char line[AB_AUDIT_LINE_MAX + 2];
+		int lineno = 0;
+		while (f && fgets(line, sizeof(line), f)) {
+			struct ab_audit_record rec;
+			int k;
+			lineno++;
+			if (ab_audit_parse_line(line, strlen(line) - 1, &rec) < 0) {
+				bad++;
+				continue;
+			}
+			if (!strcmp(rec.event, "log rotated")) {
+				rotated += which && lineno == 1;
+				continue;
+			}
+			if (sscanf(rec.host, "h%d.test", &k) != 1) {
+				bad++;
+				continue;
+			}
+			if (which && first_new < 0)
+				first_new = k;
+			if (which)
+				last_new = k;
+			else
+				last_old = k;
+		}
+		if (f)
+			fclose(f);
+	}
+	ok(bad == 0 && rotated == 1, "rotation: both files hold whole lines; the new log begins with the note");
+	ok(last_new == N - 1 && first_new == last_old + 1,
+	   "rotation: net.log.1 ends with h%d, net.log goes on from h%d to h%d", last_old, first_new, last_new);
+	unlink(path);
+	unlink(old_path);
+}
+
 /* --- control ----------------------------------------------------------------------- */
 
 static void test_control_parse(void)
@@ -643,7 +710,7 @@ static int probe_child(bool confine, int *res, char *msg, size_t msg_size)
 		close(p[0]);
 		if (confine) {
 			struct ab_proxy_config cfg = { .drop_privileges = geteuid() == 0,
-						       .landlock_abi = ab_landlock_abi() };
+						       .landlock_abi = ab_landlock_abi(), .log_old_fd = -1 };
 			struct ab_error err = { 0 };
 			/* a small hard limit, to see the soft one raised to it */
 			struct rlimit rl = { 256, 512 };
@@ -871,14 +938,15 @@ int ab_proxy_run(struct ab_proxy_config *cfg, struct ab_error *err)
 	if (strcmp(cfg->name, "egress-die") == 0)
 		_exit(3);
 	fds_low = cfg->control_fd == 3 && cfg->log_fd == 4 && cfg->lifeline_fd == 5 && cfg->ready_fd == 6 &&
-		  cfg->listeners_fd == 7;
+		  cfg->listeners_fd == 7 && cfg->log_old_fd == 8 &&
+		  (fcntl(cfg->log_fd, F_GETFL) & O_ACCMODE) == O_RDWR;
 	sigprocmask(SIG_SETMASK, NULL, &mask);
 	sigaction(SIGPIPE, NULL, &sa);
 	stub_log(cfg->log_fd,
 		 "stub name=%s n_listeners=%zu fds_low=%d next_closed=%d stray_closed=%d control=%d "
 		 "seqpacket=%d listeners_seqpacket=%d owner=%d drop=%d abi_ok=%d rules=%zu first=%s "
 		 "sigpipe_ign=%d mask_empty=%d session=%d\n",
-		 cfg->name, cfg->n_listeners, fds_low, fcntl(8, F_GETFD) < 0, fcntl(STRAY_FD, F_GETFD) < 0,
+		 cfg->name, cfg->n_listeners, fds_low, fcntl(9, F_GETFD) < 0, fcntl(STRAY_FD, F_GETFD) < 0,
 		 sockopt(cfg->control_fd, SO_ACCEPTCONN), sockopt(cfg->control_fd, SO_TYPE) == SOCK_SEQPACKET,
 		 sockopt(cfg->listeners_fd, SO_TYPE) == SOCK_SEQPACKET, (int)cfg->owner_uid == (int)getuid(),
 		 cfg->drop_privileges == (geteuid() == 0), cfg->landlock_abi == ab_landlock_abi(), cfg->policy.n,
@@ -1123,6 +1191,7 @@ int main(void)
 	test_audit_hostile();
 	test_audit_parse_bad();
 	test_audit_write();
+	test_audit_rotation();
 	test_control_parse();
 	test_control_request();
 	test_builtin_program();

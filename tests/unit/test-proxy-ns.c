@@ -251,6 +251,8 @@ static void ns_child(int out)
 	struct fixture fx = { 0 };
 	static struct ab_net_host_entry hosts[1];
 	struct ab_proxy_config *cfg = calloc(1, sizeof(*cfg));
+	if (cfg)
+		cfg->log_old_fd = -1; /* no rotation: 0 would be stdin */
 	struct up_listener ups[2];
 	struct ab_error err = { 0 };
 	int lp[2], sp[2], go[2], s, status, fd, dns, bad;

@@ -79,6 +79,8 @@ static bool setup(struct fixture *fx)
 {
 	struct up_listener ups[3];
 	struct ab_proxy_config *cfg = calloc(1, sizeof(*cfg));
+	if (cfg)
+		cfg->log_old_fd = -1; /* no rotation: 0 would be stdin */
 	static struct ab_net_host_entry hosts[16];
 	int lp[2], closed;
 	uint16_t port;
@@ -554,6 +556,8 @@ static void test_out_of_fds(struct fixture *fx)
 	static const char *const entries[] = { "allowed.test:127.0.0.1" };
 	static struct ab_net_host_entry hosts[1];
 	struct ab_proxy_config *cfg = calloc(1, sizeof(*cfg));
+	if (cfg)
+		cfg->log_old_fd = -1; /* no rotation: 0 would be stdin */
 	struct fixture small = { 0 };
 	char auth[64], body[512], req[128], errfile[128];
 	int idle[60], tun[40], lp[2], status, fd, ws = 0;
@@ -666,6 +670,8 @@ static bool start_later(const char *name, struct ab_egress *eg, const char *errf
 	static const char *const entries[] = { "allowed.test:127.0.0.1" };
 	static struct ab_net_host_entry hosts[1];
 	struct ab_proxy_config *cfg = calloc(1, sizeof(*cfg));
+	if (cfg)
+		cfg->log_old_fd = -1; /* no rotation: 0 would be stdin */
 	int lp[2], ready[2], later[2];
 
 	*eg = (struct ab_egress)AB_EGRESS_INIT;
