@@ -263,8 +263,8 @@ static void socks_answer(struct px_proxy *p, struct px_conn *c, uint8_t rep)
 	start_drain(p, c);
 }
 
-/* The policy said no: body_rule goes in the 403 ("no rule allows it", a rule's text, a
- * reason like "private address 10.1.2.3"), log_rule in the log line. */
+/* The policy said no: body_rule goes in the 403 ("default deny: no rule allows it", a
+ * rule's text, a reason like "private address 10.1.2.3"), log_rule in the log line. */
 static void deny(struct px_proxy *p, struct px_conn *c, const char *body_rule, const char *log_rule,
 		 const char *reason)
 {
@@ -719,7 +719,7 @@ static void decide(struct px_proxy *p, struct px_conn *c)
 	const struct ab_net_rule *rule = NULL;
 
 	if (!ab_net_policy_allows(&p->cfg->policy, c->host, c->port, &rule)) {
-		deny(p, c, rule ? rule->text : "no rule allows it", rule ? rule->text : "default deny", NULL);
+		deny(p, c, rule ? rule->text : "default deny: no rule allows it", rule ? rule->text : "default deny", NULL);
 		return;
 	}
 	/* the rule's text is copied: rules may move when the policy changes */

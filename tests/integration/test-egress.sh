@@ -258,7 +258,7 @@ except urllib.error.HTTPError as e:
 expect_line "Python's urllib reaches an allowed host through HTTP_PROXY" "ok_body=hello from api.test"
 expect_line "Python's urllib gets the 403 for a denied host" "deny_code=403"
 expect_line "... whose body names the denial" \
-	"deny_body=agentbox: egress to denied.test:$HTTP denied by policy (no rule allows it)"
+	"deny_body=agentbox: egress to denied.test:$HTTP denied by policy (default deny: no rule allows it)"
 
 # ---- programs that ignore the proxy variables: captured ----------------------------------
 
@@ -341,7 +341,7 @@ box --name deny "${BASE[@]}" -- sh -c '
 ' sh "$P" "$G" "$HTTP" "$HTTPS" "$CERT"
 expect_line "a denied host: HTTP 403 from the proxy" "http_code=403"
 expect_line "... whose body says it is a denial, and which rule decided" \
-	"http_body=agentbox: egress to denied.test:$HTTP denied by policy (no rule allows it)"
+	"http_body=agentbox: egress to denied.test:$HTTP denied by policy (default deny: no rule allows it)"
 expect_fast "... at once" http_time 2
 expect_value_in "a denied CONNECT: curl fails (CONNECT tunnel refused)" https_rc 56 7 35
 if out_value https_err | grep -q 403; then

@@ -389,10 +389,10 @@ static void test_http_response(void)
 {
 	char out[512];
 	int n = ab_http_format_response(out, sizeof(out), 403, "Forbidden",
-					"agentbox: egress to x.test:443 denied by policy (no rule allows it)\n");
-	static const char want[] = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 68\r\n"
+					"agentbox: egress to x.test:443 denied by policy (default deny: no rule allows it)\n");
+	static const char want[] = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 82\r\n"
 				   "Connection: close\r\n\r\n"
-				   "agentbox: egress to x.test:443 denied by policy (no rule allows it)\n";
+				   "agentbox: egress to x.test:443 denied by policy (default deny: no rule allows it)\n";
 
 	ok(n == (int)strlen(want) && strcmp(out, want) == 0, "response: 403 with its body, exact bytes");
 	n = ab_http_format_response(out, sizeof(out), 502, "Bad Gateway", NULL);

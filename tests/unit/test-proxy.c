@@ -222,7 +222,7 @@ static void test_http(struct fixture *fx)
 	snprintf(auth, sizeof(auth), "denied.test:%u", fx->echo_port);
 	t0 = now_ms();
 	fd = http_connect(fx, auth, &status, body, sizeof(body));
-	snprintf(exp, sizeof(exp), "agentbox: egress to denied.test:%u denied by policy (no rule allows it)\n", fx->echo_port);
+	snprintf(exp, sizeof(exp), "agentbox: egress to denied.test:%u denied by policy (default deny: no rule allows it)\n", fx->echo_port);
 	ok(fd < 0 && status == 403 && strcmp(body, exp) == 0, "CONNECT to a name no rule allows: 403 '%s'", one_line(body));
 	ok(now_ms() - t0 < 1000, "the denial comes at once (%lld ms)", (long long)(now_ms() - t0));
 	o = find_line("denied.test", "deny", "proxy", &bad);
