@@ -473,6 +473,37 @@ expect_value_in "a raw client to the metadata name: refused" raw_error ECONNRESE
 	ECONNABORTED EPIPE
 expect_fast_ms "... at once" raw_ms 2000
 
+# The host's own address, apart from every closed class: agentbox runs in a network
+# namespace of the test's own whose only address besides 127.0.0.1 is a public one
+# (11.22.33.44, on its loopback interface). Root only: the namespace is made with plain
+# unshare.
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && command -v unshare >/dev/null; then
+	cat >"$T/own-netns.sh" <<'EOF'
+set -e
+ip link set lo up
+ip addr add 11.22.33.44/32 dev lo
+exec "$@"
+EOF
+	(cd "$WS" && timeout -k 5 "$AB_TIMEOUT" unshare -n sh "$T/own-netns.sh" "$AB" run --name ownaddr \
+		--add-host own.test:11.22.33.44 --allow own.test --allow 11.22.33.44:8081 -- sh -c '
+			sh "$1" own http://own.test:8080/
+			sh "$1" ownlit http://11.22.33.44:8081/
+		' sh "$G" </dev/null >"$AB_OUT_FILE" 2>"$AB_ERR_FILE")
+	AB_RC=$?
+	AB_CMD="unshare -n (11.22.33.44 on lo) agentbox run --allow own.test ..."
+	AB_OUT=$(cat "$AB_OUT_FILE")
+	AB_ERR=$(cat "$AB_ERR_FILE")
+	expect_line "a public address that is the host's own is refused (a name allowed by policy)" "own_code=403"
+	expect_value_re "... saying it is the host's own" own_body "denied by policy \(the host's own address 11\.22\.33\.44\)"
+	if out_has "ownlit_code=502" && grep -q "11.22.33.44:8081" <<<"$(out_value ownlit_body)"; then
+		pass "... unless an address rule allows it: the proxy connects (nothing listens there: 502)"
+	else
+		fail "... unless an address rule allows it: the proxy connects" "$(last_run)"
+	fi
+else
+	skip "the host's own public address is refused" "needs root, ip and unshare for a network namespace"
+fi
+
 # ---- live policy: net allow / net deny on a running sandbox -------------------------------
 
 ab run -d --name live --add-host later.test:127.0.0.1 "${BASE[@]}" -- sleep 300
