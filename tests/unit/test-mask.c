@@ -159,7 +159,9 @@ static void test_cache(char **defaults, size_t nd)
 	for (size_t i = 0; i < nd; i++)
 		more[nm++] = defaults[i];
 	more[nm++] = "*.py";
-	ok(find(more, nm, &h, &n) == 5 && find(defaults, nd, &h, &n) == 5 && (cache_ino(&count), count == 2),
+	long with_py = find(more, nm, &h, &n);
+	ab_mask_hits_free(h, n);
+	ok(with_py == 5 && find(defaults, nd, &h, &n) == 5 && (cache_ino(&count), count == 2),
 	   "another set of patterns: a cache of its own (%d)", count);
 	ab_mask_hits_free(h, n);
 
