@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fingerprint.h"
+#include "../shared/strutil.h"
 
 #define MAX_DEPTH 256
 
@@ -33,16 +34,6 @@ struct walk {
 	char path[4096];
 };
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
 
 /* splitmix64's finaliser: spreads each entry's hash before the sum. */
 static uint64_t mix(uint64_t x)
@@ -61,10 +52,10 @@ static void add_entry(struct walk *w, size_t path_len, const struct stat *st)
 		(int64_t)st->st_nlink, (int64_t)st->st_rdev, (int64_t)st->st_ino,  (int64_t)st->st_mtim.tv_sec,
 		(int64_t)st->st_mtim.tv_nsec, (int64_t)st->st_ctim.tv_sec, (int64_t)st->st_ctim.tv_nsec,
 	};
-	uint64_t h = fnv1a(0xcbf29ce484222325ULL, w->path, path_len + 1);
+	uint64_t h = ab_fnv1a64(AB_FNV1A64_INIT, w->path, path_len + 1);
 	int64_t ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec;
 
-	w->sum += mix(fnv1a(h, fields, sizeof(fields)));
+	w->sum += mix(ab_fnv1a64(h, fields, sizeof(fields)));
 	w->count++;
 	if (ctime_ns > w->newest_ctime_ns)
 		w->newest_ctime_ns = ctime_ns;

@@ -249,15 +249,6 @@ static void put_key(struct buf *b, const char *project, char *const *patterns, s
 		buf_put_str(b, patterns[i]);
 }
 
-static uint64_t fnv1a(const char *p, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
 
 /* data_root/mask-cache/KEYHASH, the directory created when missing; NULL without one. */
 static char *cache_path(const struct buf *key)
@@ -275,7 +266,7 @@ static char *cache_path(const struct buf *key)
 		return NULL;
 	}
 	free(path);
-	if (asprintf(&path, "%s/mask-cache/%016llx", root, (unsigned long long)fnv1a(key->p, key->len)) < 0)
+	if (asprintf(&path, "%s/mask-cache/%016llx", root, (unsigned long long)ab_fnv1a64(AB_FNV1A64_INIT, key->p, key->len)) < 0)
 		return NULL;
 	return path;
 }

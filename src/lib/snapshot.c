@@ -577,13 +577,7 @@ static bool init_alive(pid_t pid)
 
 static uint64_t running_check(const char *text, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t k = 0; k < len; k++) {
-		h ^= (unsigned char)text[k];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	return ab_fnv1a64(AB_FNV1A64_INIT, text, len);
 }
 
 void ab_workspace_record_running(const struct ab_workspace *ws, pid_t agentbox_pid, pid_t init_pid)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../shared/cleanup.h"
+#include "../shared/strutil.h"
 
 struct line {
 	const char *p;
@@ -66,11 +67,7 @@ static int split_lines(const char *buf, size_t len, struct side *s)
 
 static uint64_t line_hash(const struct line *l)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < l->len; i++)
-		h = (h ^ (unsigned char)l->p[i]) * 0x100000001b3ULL;
-	return h;
+	return ab_fnv1a64(AB_FNV1A64_INIT, l->p, l->len);
 }
 
 /* Gives every distinct line of both sides a small integer, so the search compares ints. */

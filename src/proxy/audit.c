@@ -217,26 +217,36 @@ int ab_audit_format_policy(const char *sandbox, const char *action, const char *
 static int rotate_fd = -1;
 static uint64_t log_max = AB_AUDIT_LOG_MAX;
 
-/* The last line of a log that reached its cap. */
-static int format_full(const char *sandbox, const struct timespec *now, char *out, size_t size)
+/* A line about the log itself: {"time", "sandbox", "event", "reason"}. */
+static int format_note(const char *sandbox, const char *event, const char *why, char *out, size_t size)
 {
 	struct json_object *o = json_object_new_object();
-	char when[80], why[160];
+	struct timespec now;
+	char when[80];
 	int r;
 
 	if (!o)
 		return -ENOMEM;
-	format_time(now, when, sizeof(when));
-	snprintf(why, sizeof(why),
-		 "the log reached %llu KiB: later decisions are not logged until the sandbox restarts",
-		 (unsigned long long)log_max >> 10);
+	clock_gettime(CLOCK_REALTIME, &now);
+	format_time(&now, when, sizeof(when));
 	json_object_object_add(o, "time", json_object_new_string(when));
 	add_string(o, "sandbox", sandbox, FIELD_CAP_TIGHT);
-	json_object_object_add(o, "event", json_object_new_string("log full"));
+	json_object_object_add(o, "event", json_object_new_string(event));
 	json_object_object_add(o, "reason", json_object_new_string(why));
 	r = finish(o, out, size);
 	json_object_put(o);
 	return r;
+}
+
+/* The last line of a log that reached its cap. */
+static int format_full(const char *sandbox, char *out, size_t size)
+{
+	char why[160];
+
+	snprintf(why, sizeof(why),
+		 "the log reached %llu KiB: later decisions are not logged until the sandbox restarts",
+		 (unsigned long long)log_max >> 10);
+	return format_note(sandbox, "log full", why, out, size);
 }
 
 void ab_audit_set_rotation(int old_fd, uint64_t max_bytes)
@@ -246,24 +256,13 @@ void ab_audit_set_rotation(int old_fd, uint64_t max_bytes)
 }
 
 /* The first line of a log that was rotated. */
-static int format_rotated(const char *sandbox, const struct timespec *now, char *out, size_t size)
+static int format_rotated(const char *sandbox, char *out, size_t size)
 {
-	struct json_object *o = json_object_new_object();
-	char when[80], why[160];
-	int r;
+	char why[160];
 
-	if (!o)
-		return -ENOMEM;
-	format_time(now, when, sizeof(when));
 	snprintf(why, sizeof(why), "the log reached %llu KiB: its earlier lines are in net.log.1",
 		 (unsigned long long)(log_max / 2) >> 10);
-	json_object_object_add(o, "time", json_object_new_string(when));
-	add_string(o, "sandbox", sandbox, FIELD_CAP_TIGHT);
-	json_object_object_add(o, "event", json_object_new_string("log rotated"));
-	json_object_object_add(o, "reason", json_object_new_string(why));
-	r = finish(o, out, size);
-	json_object_put(o);
-	return r;
+	return format_note(sandbox, "log rotated", why, out, size);
 }
 
 /* Bytes [0, len) of in to out at 0; 0 or -errno. */
@@ -306,7 +305,6 @@ static int copy_all(int in, int out, uint64_t len)
 static int64_t rotate(int fd, const char *sandbox, uint64_t size)
 {
 	char note[512];
-	struct timespec now;
 	int r;
 
 	if (ftruncate(rotate_fd, 0) < 0 || (r = copy_all(fd, rotate_fd, size)) < 0 ||
@@ -318,8 +316,7 @@ static int64_t rotate(int fd, const char *sandbox, uint64_t size)
 		rotate_fd = -1;
 		return -errno;
 	}
-	clock_gettime(CLOCK_REALTIME, &now);
-	r = format_rotated(sandbox, &now, note, sizeof(note));
+	r = format_rotated(sandbox, note, sizeof(note));
 	if (r > 0 && write(fd, note, (size_t)r) == r)
 		return r;
 	return 0;
@@ -354,11 +351,9 @@ static int write_line(int fd, const char *sandbox, const char *line, size_t len)
 	if ((uint64_t)st.st_size >= mark)
 		return -EFBIG;
 	if ((uint64_t)st.st_size + len >= mark) {
-		struct timespec now;
 		int r;
-		clock_gettime(CLOCK_REALTIME, &now);
 		memcpy(both, line, len);
-		r = format_full(sandbox, &now, both + len, FULL_NOTE_MAX);
+		r = format_full(sandbox, both + len, FULL_NOTE_MAX);
 		if (r < 0)
 			return r;
 		out = both;

@@ -120,3 +120,14 @@ int ab_write_file(const char *path, const char *buf, size_t len)
 		return -errno;
 	return ab_write_all(fd, buf, len);
 }
+
+uint64_t ab_fnv1a64(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}

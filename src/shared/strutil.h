@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 bool ab_startswith(const char *s, const char *prefix);
 /* true when path equals dir or lies beneath it ("/a/b" is beneath "/a", "/ab" is not) */
@@ -18,5 +19,9 @@ int ab_read_file(const char *path, size_t max, char **out, size_t *len);
 int ab_write_file(const char *path, const char *buf, size_t len);
 /* Like write(2) but retries short writes and EINTR. */
 int ab_write_all(int fd, const void *buf, size_t len);
+/* FNV-1a, 64 bits, of len bytes, continuing from h (AB_FNV1A64_INIT to start): a fast
+ * hash for change checks and file names, not against an adversary. */
+#define AB_FNV1A64_INIT 0xcbf29ce484222325ULL
+uint64_t ab_fnv1a64(uint64_t h, const void *data, size_t len);
 
 #endif

@@ -445,6 +445,21 @@ static int cmd_tty(void)
 	return 0;
 }
 
+/* Runs argv under the seccomp filter (inherited by all it starts, with no_new_privs). */
+static int exec_filtered(struct sock_filter *filter, unsigned short len, char **argv)
+{
+	struct sock_fprog prog = { .len = len, .filter = filter };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
+		printf("filter=%s\n", errname(errno));
+		return 1;
+	}
+	execvp(argv[0], argv);
+	printf("exec=%s\n", errname(errno));
+	return 127;
+}
+
 /* without-mount-api CMD [ARG...]: runs CMD as on a kernel older than the mount API
  * (Linux 5.2): fsopen, fsconfig, fsmount and move_mount fail with ENOSYS, through a
  * seccomp filter that CMD and all it starts inherit (with no_new_privs). The four calls
@@ -460,16 +475,7 @@ static int cmd_without_mount_api(char **argv)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
 	};
-	struct sock_fprog prog = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
-
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
-		printf("filter=%s\n", errname(errno));
-		return 1;
-	}
-	execvp(argv[0], argv);
-	printf("exec=%s\n", errname(errno));
-	return 127;
+	return exec_filtered(filter, sizeof(filter) / sizeof(filter[0]), argv);
 }
 
 /* without-layer-fds CMD [ARG...]: runs CMD as on a kernel whose overlayfs takes its layers
@@ -485,16 +491,7 @@ static int cmd_without_layer_fds(char **argv)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
-	struct sock_fprog prog = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
-
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
-		printf("filter=%s\n", errname(errno));
-		return 1;
-	}
-	execvp(argv[0], argv);
-	printf("exec=%s\n", errname(errno));
-	return 127;
+	return exec_filtered(filter, sizeof(filter) / sizeof(filter[0]), argv);
 }
 
 int main(int argc, char **argv)
