@@ -250,14 +250,21 @@ static void put_key(struct buf *b, const char *project, char *const *patterns, s
 }
 
 
-/* data_root/mask-cache/KEYHASH, the directory created when missing; NULL without one. */
-static char *cache_path(const struct buf *key)
+/* data_root/mask-cache/KEYHASH, the directory created when missing; NULL without one.
+ * None either when the data directory lies inside the project: a sandbox with the project
+ * writable (--workspace-mode rw) could then write a cache of its own making, with stamps
+ * that match, and unmask the next run's secrets. */
+static char *cache_path(const struct buf *key, const char *project)
 {
-	_cleanup_free_ char *root = NULL;
+	_cleanup_free_ char *root = NULL, *real_root = NULL, *real_project = NULL;
 	char *path = NULL;
 	struct ab_error ignored;
 
 	if (key->failed || ab_data_root(&root, &ignored) < 0)
+		return NULL;
+	real_root = realpath(root, NULL);
+	real_project = realpath(project, NULL);
+	if (!real_root || !real_project || ab_path_is_beneath(real_root, real_project))
 		return NULL;
 	if (asprintf(&path, "%s/mask-cache", root) < 0)
 		return NULL;
@@ -415,7 +422,7 @@ int ab_mask_find(const char *project, char *const *patterns, size_t n, struct ab
 	if (fd < 0)
 		return ab_error_set(err, errno, "cannot read the project '%s'", project);
 	put_key(&key, project, patterns, n);
-	cache = cache_path(&key);
+	cache = cache_path(&key, project);
 	if (cache && cache_load(cache, &key, fd, out, n_out)) {
 		close(fd);
 		free(key.p);

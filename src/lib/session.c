@@ -120,13 +120,13 @@ int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_erro
 		return r;
 	if ((r = ab_session_save_masks(&s->ws, cfg->masks, cfg->n_masks, err)) < 0)
 		return r;
-	/* Decided here, before the sandbox's process is cloned, rather than in
-	 * ab_session_prepare: it reads a little metadata, and done there it would compete for
-	 * the CPU with the sandbox's init just woken on it. The copy, when one is needed, still
-	 * overlaps the building of the sandbox. */
-	/* Upper's fingerprint: the one the last run's end recorded, when that end was the last
-	 * thing to touch upper (whatever else changes upper drops the record, and a run that
-	 * never reached its end left it marked); else one walk of upper. */
+	/* Whether this run needs its own automatic snapshot, decided here, before the
+	 * sandbox's process is cloned, rather than in ab_session_prepare: done there it would
+	 * compete for the CPU with the sandbox's init just woken on it (the copy, when one is
+	 * needed, still overlaps the building of the sandbox). Upper's fingerprint for it is
+	 * the one the last run's end recorded, when that end was the last thing to touch upper
+	 * (whatever else changes upper drops the record, and a run that never reached its end
+	 * left it marked); else one walk of upper. */
 	int64_t newest_ctime_ns;
 	s->recorded_claimed = ab_workspace_recorded_claim(&s->ws, &s->start_fingerprint, &s->recorded_changes) == 0;
 	s->have_start_fingerprint = s->recorded_claimed ||

@@ -105,21 +105,30 @@ void ab_workspace_close(struct ab_workspace *ws)
 	workspace_free(ws);
 }
 
+/* "FINGERPRINT COUNT\n" (len bytes of text, NUL-terminated): 0, or -1 when it is not that. */
+static int parse_recorded(const char *text, size_t len, uint64_t *fingerprint, size_t *n_changes)
+{
+	unsigned long long fp, n;
+	char end;
+
+	if (memchr(text, '\0', len) || sscanf(text, "%16llx %llu%c", &fp, &n, &end) != 3 || end != '\n' ||
+	    n > AB_MAX_CHANGES)
+		return -1;
+	*fingerprint = fp;
+	*n_changes = (size_t)n;
+	return 0;
+}
+
 int ab_workspace_recorded_get(const struct ab_workspace *ws, uint64_t *fingerprint, size_t *n_changes)
 {
 	char path[4096];
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
-	unsigned long long fp, n;
-	char end;
 
 	snprintf(path, sizeof(path), "%s/recorded", ws->dir);
-	if (ab_read_file(path, 128, &text, &len) < 0 || memchr(text, '\0', len) ||
-	    sscanf(text, "%16llx %llu%c", &fp, &n, &end) != 3 || end != '\n' || n > AB_MAX_CHANGES)
+	if (ab_read_file(path, 128, &text, &len) < 0)
 		return -1;
-	*fingerprint = fp;
-	*n_changes = (size_t)n;
-	return 0;
+	return parse_recorded(text, len, fingerprint, n_changes);
 }
 
 void ab_workspace_recorded_set(const struct ab_workspace *ws, uint64_t fingerprint, size_t n_changes)
@@ -143,8 +152,6 @@ void ab_workspace_recorded_set(const struct ab_workspace *ws, uint64_t fingerpri
 int ab_workspace_recorded_claim(const struct ab_workspace *ws, uint64_t *fingerprint, size_t *n_changes)
 {
 	char path[4096], text[64];
-	unsigned long long fp, n;
-	char end;
 	ssize_t len;
 	int fd, r = -1;
 
@@ -157,12 +164,8 @@ int ab_workspace_recorded_claim(const struct ab_workspace *ws, uint64_t *fingerp
 		text[len] = '\0';
 		/* Marked in place, one byte, no new file: a run that never reaches its end
 		 * (killed, a crash) leaves it unreadable, and the next run looks for itself. */
-		if (!memchr(text, '\0', (size_t)len) && sscanf(text, "%16llx %llu%c", &fp, &n, &end) == 3 &&
-		    end == '\n' && n <= AB_MAX_CHANGES && pwrite(fd, "!", 1, 0) == 1) {
-			*fingerprint = fp;
-			*n_changes = (size_t)n;
+		if (parse_recorded(text, (size_t)len, fingerprint, n_changes) == 0 && pwrite(fd, "!", 1, 0) == 1)
 			r = 0;
-		}
 	}
 	close(fd);
 	return r;

@@ -17,6 +17,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,13 +104,69 @@ static long find(char **patterns, size_t np, struct ab_mask_hit **h, size_t *n)
 	return (long)*n;
 }
 
+/* Rewrites the one cache under data/mask-cache to claim no hits, keeping its key and
+ * stamps (what a sandbox that can write there could do); its path in out. */
+static bool forge_empty_cache(char *out, size_t size)
+{
+	char dir[300];
+	struct dirent *de;
+	DIR *d;
+	FILE *f;
+	unsigned char *buf;
+	long len;
+	size_t off;
+	uint64_t v, n;
+
+	snprintf(dir, sizeof(dir), "%s/mask-cache", data);
+	d = opendir(dir);
+	out[0] = '\0';
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.' && !out[0])
+			snprintf(out, size, "%s/%s", dir, de->d_name);
+	if (d)
+		closedir(d);
+	f = out[0] ? fopen(out, "r+") : NULL;
+	if (!f)
+		return false;
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	buf = malloc((size_t)len);
+	rewind(f);
+	if (!buf || fread(buf, 1, (size_t)len, f) != (size_t)len) {
+		free(buf);
+		fclose(f);
+		return false;
+	}
+	/* magic, project, the patterns, then the directories: skip to the hits */
+	off = strlen("agentbox-mask-cache 1\n");
+	memcpy(&v, buf + off, 8);
+	off += 8 + v;
+	memcpy(&n, buf + off, 8);
+	off += 8;
+	for (uint64_t i = 0; i < n; i++) {
+		memcpy(&v, buf + off, 8);
+		off += 8 + v;
+	}
+	memcpy(&n, buf + off, 8);
+	off += 8;
+	for (uint64_t i = 0; i < n; i++) {
+		memcpy(&v, buf + off + 32, 8);
+		off += 40 + v;
+	}
+	v = 0;
+	fseek(f, (long)off, SEEK_SET);
+	fwrite(&v, 8, 1, f);
+	free(buf);
+	return fclose(f) == 0 && truncate(out, (off_t)off + 8) == 0;
+}
+
 static void test_cache(char **defaults, size_t nd)
 {
 	struct ab_mask_hit *h = NULL;
 	size_t n = 0;
 	unsigned long ino1 = 0, ino2 = 0;
 	int count;
-	char cmd[1400];
+	char cmd[2400];
 
 	settle();
 	ok(find(defaults, nd, &h, &n) == 3 && (ino1 = cache_ino(&count)) && count == 1,
@@ -174,6 +231,43 @@ static void test_cache(char **defaults, size_t nd)
 	run(cmd);
 	ok(find(defaults, nd, &h, &n) == 5, "a cache of random bytes: searched again");
 	ab_mask_hits_free(h, n);
+
+	/* The data directory inside the project (a project that holds the user's home, with
+	 * --workspace-mode rw): a sandbox could write a cache of its own there, so none is
+	 * kept or read. The attack: the true cache, every stamp right (the data directory's
+	 * own included), its hits cut to none, written in place over the cache file there.
+	 * Outside the project the same forgery is taken (the control); inside, never. */
+	{
+		char inside[300], forged[700], name[300];
+		snprintf(inside, sizeof(inside), "%s/home/.local/share/agentbox", top);
+		snprintf(cmd, sizeof(cmd), "rm -f '%s'/mask-cache/* && mkdir -p '%s/mask-cache'", data, inside);
+		run(cmd);
+		settle();
+		forged[0] = '\0';
+		ok(find(defaults, nd, &h, &n) == 5 && forge_empty_cache(forged, sizeof(forged)),
+		   "a cache to learn the file's name");
+		ab_mask_hits_free(h, n);
+		if (!strrchr(forged, '/'))
+			return;
+		snprintf(name, sizeof(name), "%s", strrchr(forged, '/') + 1);
+		snprintf(cmd, sizeof(cmd), "touch '%s/mask-cache/%s' && rm -f '%s'/mask-cache/*", inside, name, data);
+		run(cmd);
+		settle();
+		ok(find(defaults, nd, &h, &n) == 5 && forge_empty_cache(forged, sizeof(forged)),
+		   "the true cache, with the stamps of the data directory inside the project, forged");
+		ab_mask_hits_free(h, n);
+		ok(find(defaults, nd, &h, &n) == 0, "control: the forgery, every stamp right, is taken where it is (0 hits)");
+		ab_mask_hits_free(h, n);
+		snprintf(cmd, sizeof(cmd), "cat '%s' > '%s/mask-cache/%s'", forged, inside, name);
+		run(cmd);
+		setenv("AGENTBOX_DATA_DIR", inside, 1);
+		ok(find(defaults, nd, &h, &n) == 5 && hit(h, n, "moved-b/server.pem", 0),
+		   "the same forgery in a data directory inside the project is never read");
+		ab_mask_hits_free(h, n);
+		setenv("AGENTBOX_DATA_DIR", data, 1);
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s/home' '%s'/mask-cache/*", top, data);
+		run(cmd);
+	}
 
 	/* A file system mounted over a directory changes what it lists, not the directory's
 	 * own stamps: the mount's root has another identity. */
