@@ -121,6 +121,60 @@ static int add_default_route(int nl, int family, int lo_index, uint32_t seq)
 	return read_ack(nl, seq);
 }
 
+/* ---- larger segments on lo (rtnetlink) ---------------------------------------------- */
+
+#ifndef IFLA_GSO_IPV4_MAX_SIZE
+#define IFLA_GSO_IPV4_MAX_SIZE 63 /* Linux 6.3; older headers lack it */
+#endif
+
+/* The size of the packets TCP hands to lo in one piece. Everything the proxy relays to the
+ * sandbox crosses this lo; a packet costs the same netfilter hooks and TCP processing
+ * whatever its size, so 256 KiB packets instead of lo's 64 KiB cut the relay's CPU time
+ * per byte (about 8% of a download's CPU in all, measured on a 2-CPU VM). lo accepts up
+ * to 512 KiB (its tso_max_size); 256 KiB fits the 17 fragments of an skb built from
+ * 32 KiB pages. */
+#define LO_SEGMENT_BYTES (256u * 1024)
+
+struct link_req {
+	struct nlmsghdr nh;
+	struct ifinfomsg ifi;
+	char attrs[2 * RTA_SPACE(sizeof(uint32_t))];
+};
+
+/* "ip link set lo gso_max_size N gso_ipv4_max_size N". Only a speed-up: a kernel before
+ * 5.19 refuses sizes above 64 KiB, one before 6.3 ignores the IPv4 attribute, and either
+ * way lo works as before. Returns 0 or -errno for the caller to ignore. */
+static int raise_loopback_segments(int nl, int lo_index, uint32_t seq)
+{
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	struct link_req req;
+	uint32_t size = LO_SEGMENT_BYTES;
+	unsigned short types[] = { IFLA_GSO_MAX_SIZE, IFLA_GSO_IPV4_MAX_SIZE };
+
+	memset(&req, 0, sizeof(req));
+	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+	req.nh.nlmsg_type = RTM_NEWLINK;
+	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	req.nh.nlmsg_seq = seq;
+	req.ifi.ifi_family = AF_UNSPEC;
+	req.ifi.ifi_index = lo_index;
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		struct rtattr *rta = (struct rtattr *)((char *)&req + NLMSG_ALIGN(req.nh.nlmsg_len));
+
+		rta->rta_type = types[i];
+		rta->rta_len = (unsigned short)RTA_LENGTH(sizeof(size));
+		memcpy(RTA_DATA(rta), &size, sizeof(size));
+		req.nh.nlmsg_len = NLMSG_ALIGN(req.nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
+	}
+	for (;;) {
+		if (sendto(nl, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) >= 0)
+			break;
+		if (errno != EINTR)
+			return -errno;
+	}
+	return read_ack(nl, seq);
+}
+
 /* Does the namespace have IPv6 on loopback? Not when the kernel has no IPv6, nor when it
  * is turned off (net.ipv6.conf.*.disable_ipv6): then nothing can use it, and the IPv6
  * route and listeners are left out. */
@@ -132,6 +186,7 @@ static bool ipv6_loopback_present(void)
 	return fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
 }
 
+/* The default routes, and larger packets on lo while the netlink socket is open. */
 static int add_default_routes(bool ipv6, struct ab_error *err)
 {
 	_cleanup_close_ int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
@@ -146,6 +201,7 @@ static int add_default_routes(bool ipv6, struct ab_error *err)
 		return ab_error_set(err, -r, "cannot add the IPv4 default route through 'lo'");
 	if (ipv6 && (r = add_default_route(nl, AF_INET6, (int)lo_index, 2)) < 0)
 		return ab_error_set(err, -r, "cannot add the IPv6 default route through 'lo'");
+	(void)raise_loopback_segments(nl, (int)lo_index, 3);
 	return 0;
 }
 

@@ -2,6 +2,8 @@
  * (see probe.c). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -38,6 +40,72 @@ int cmd_ifaces(void)
 		printf("iface=%s\n", i->if_name);
 	if_freenameindex(ifs);
 	printf("count=%zu\n", n);
+	return 0;
+}
+
+#ifndef IFLA_GSO_IPV4_MAX_SIZE
+#define IFLA_GSO_IPV4_MAX_SIZE 63
+#endif
+
+/* link-gso IFNAME: the largest packet TCP hands to the interface in one piece, as the kernel
+ * reports it (RTM_GETLINK). Prints gso_max_size= and gso_ipv4_max_size= ("absent" when the
+ * kernel does not report one), or link_gso=ERRNO. */
+int cmd_link_gso(const char *ifname)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct ifinfomsg ifi;
+	} req = { .nh = { .nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
+			  .nlmsg_type = RTM_GETLINK, .nlmsg_flags = NLM_F_REQUEST, .nlmsg_seq = 1 },
+		  .ifi = { .ifi_family = AF_UNSPEC } };
+	union {
+		char buf[16384];
+		struct nlmsghdr align;
+	} u;
+	long gso = -1, gso4 = -1;
+	int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+
+	req.ifi.ifi_index = (int)if_nametoindex(ifname);
+	if (nl < 0 || req.ifi.ifi_index == 0) {
+		printf("link_gso=%s\n", errname(errno));
+		if (nl >= 0)
+			close(nl);
+		return 0;
+	}
+	ssize_t n = -1;
+	if (send(nl, &req, req.nh.nlmsg_len, 0) >= 0)
+		n = recv(nl, u.buf, sizeof(u.buf), 0);
+	int e = errno;
+	close(nl);
+	if (n < 0) {
+		printf("link_gso=%s\n", errname(e));
+		return 0;
+	}
+	size_t left = (size_t)n;
+	for (struct nlmsghdr *nh = &u.align; NLMSG_OK(nh, left); nh = NLMSG_NEXT(nh, left)) {
+		if (nh->nlmsg_type != RTM_NEWLINK)
+			continue;
+		struct ifinfomsg *ifi = NLMSG_DATA(nh);
+		size_t alen = nh->nlmsg_len - NLMSG_LENGTH(sizeof(*ifi));
+		for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+			uint32_t v;
+			if (RTA_PAYLOAD(a) != sizeof(v))
+				continue;
+			memcpy(&v, RTA_DATA(a), sizeof(v));
+			if (a->rta_type == IFLA_GSO_MAX_SIZE)
+				gso = v;
+			else if (a->rta_type == IFLA_GSO_IPV4_MAX_SIZE)
+				gso4 = v;
+		}
+	}
+	if (gso < 0)
+		printf("gso_max_size=absent\n");
+	else
+		printf("gso_max_size=%ld\n", gso);
+	if (gso4 < 0)
+		printf("gso_ipv4_max_size=absent\n");
+	else
+		printf("gso_ipv4_max_size=%ld\n", gso4);
 	return 0;
 }
 

@@ -49,7 +49,7 @@ void report(const char *key, long r, int e)
 int usage(void)
 {
 	fputs("usage: probe status | try NAME | read PATH | write PATH [BYTES] | ls PATH\n"
-	      "       | pids | ifaces | env [NAME...] | exit N | kill-self SIGNUM\n"
+	      "       | pids | ifaces | link-gso IFNAME | env [NAME...] | exit N | kill-self SIGNUM\n"
 	      "       | sleep SECONDS [TAG...] | connect IP PORT | listen IP PORT SECONDS\n"
 	      "       | connect-unix PATH|@NAME | listen-unix PATH|@NAME SECONDS | hostname\n"
 	      "       | syscall-bench N | wait-signal [TIMEOUT] | spawn-zombies N | tty\n"
@@ -518,6 +518,8 @@ int main(int argc, char **argv)
 		rc = cmd_pids();
 	else if (strcmp(cmd, "ifaces") == 0 && nargs == 0)
 		rc = cmd_ifaces();
+	else if (strcmp(cmd, "link-gso") == 0 && nargs == 1)
+		rc = cmd_link_gso(args[0]);
 	else if (strcmp(cmd, "env") == 0)
 		rc = cmd_env(nargs, args);
 	else if (strcmp(cmd, "exit") == 0 && nargs == 1) {

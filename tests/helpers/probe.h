@@ -18,6 +18,7 @@ int cmd_try(const char *name);
 /* ---- network, egress clients and servers, benchmark servers (probe-net.c) ----------- */
 
 int cmd_ifaces(void);
+int cmd_link_gso(const char *ifname);
 int cmd_connect(const char *ip, const char *port_arg);
 int cmd_connect_unix(const char *addr);
 int cmd_listen(const char *ip, const char *port_arg, const char *secs_arg);

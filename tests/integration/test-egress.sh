@@ -188,6 +188,17 @@ pass "agentbox runs with --allow and --add-host"
 
 # ---- an allowed host through the proxy variables: HTTP, CONNECT, SOCKS5 ------------------
 
+# The sandbox's lo carries everything the proxy relays to the sandbox: it takes packets of
+# 256 KiB (lo's default is 64 KiB), set by agentbox in the filtered namespace only.
+box "${BASE[@]}" -- "$P" link-gso lo
+expect_line "a filtered sandbox's lo takes 256 KiB packets" "gso_max_size=262144"
+case $(out_value gso_ipv4_max_size) in
+absent) skip "IPv4 packets of 256 KiB on the sandbox's lo" "the kernel has no IPv4 size of its own (Linux < 6.3)" ;;
+*) expect_line "IPv4 packets of 256 KiB on the sandbox's lo" "gso_ipv4_max_size=262144" ;;
+esac
+box -- "$P" link-gso lo
+expect_line "--network none keeps lo's own packet size" "gso_max_size=65536"
+
 sni_before=$(grep -c '^tls sni=api.test$' "$CONNS")
 box --name via-proxy "${BASE[@]}" -- sh -c '
 	"$1" env HTTP_PROXY HTTPS_PROXY ALL_PROXY NO_PROXY http_proxy https_proxy all_proxy no_proxy
@@ -201,6 +212,7 @@ expect_line "HTTPS_PROXY points at the proxy" "HTTPS_PROXY=http://127.0.0.1:3128
 expect_line "ALL_PROXY points at the SOCKS5 listener (names resolved by the proxy)" \
 	"ALL_PROXY=socks5h://127.0.0.1:1080"
 expect_value_re "NO_PROXY keeps loopback direct" NO_PROXY '(^|,)127\.0\.0\.1(,|$)'
+
 if [ "$(out_value http_proxy)" = "$(out_value HTTP_PROXY)" ] &&
 	[ "$(out_value https_proxy)" = "$(out_value HTTPS_PROXY)" ] &&
 	[ "$(out_value all_proxy)" = "$(out_value ALL_PROXY)" ] &&
