@@ -7,23 +7,18 @@
  * order in which directories list them does not matter. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fingerprint.h"
+#include "../shared/dirents.h"
 #include "../shared/strutil.h"
 
 #define MAX_DEPTH 256
 
-struct linux_dirent64 {
-	uint64_t d_ino;
-	int64_t d_off;
-	unsigned short d_reclen;
-	unsigned char d_type;
-	char d_name[];
-};
 /* Coarse timestamps tick at most every 10 ms (HZ=100); twice that is clearly past. */
 #define RELIABLE_MARGIN_NS (20 * 1000 * 1000LL)
 
@@ -31,6 +26,9 @@ struct walk {
 	uint64_t sum;
 	uint64_t count;
 	int64_t newest_ctime_ns;
+	char *list;      /* with a listing: every entry's path, NUL-terminated, in walk order */
+	size_t list_len, list_cap;
+	bool list_failed;
 	char path[4096];
 };
 
@@ -59,66 +57,69 @@ static void add_entry(struct walk *w, size_t path_len, const struct stat *st)
 	w->count++;
 	if (ctime_ns > w->newest_ctime_ns)
 		w->newest_ctime_ns = ctime_ns;
+	if (w->list && !w->list_failed) {
+		if (w->list_len + path_len + 1 > w->list_cap) {
+			size_t cap = w->list_cap * 2 + path_len + 1;
+			char *grown = cap <= AB_FINGERPRINT_LIST_MAX ? realloc(w->list, cap) : NULL;
+			if (!grown) {
+				w->list_failed = true;
+				return;
+			}
+			w->list = grown;
+			w->list_cap = cap;
+		}
+		memcpy(w->list + w->list_len, w->path, path_len + 1);
+		w->list_len += path_len + 1;
+	}
+}
+
+static int walk_dir(struct walk *w, int dfd, size_t len, int depth);
+
+struct walk_level {
+	struct walk *w;
+	int dfd;
+	size_t len;
+	int depth;
+};
+
+static int walk_entry(const char *name, unsigned char d_type, void *data)
+{
+	struct walk_level *lv = data;
+	struct walk *w = lv->w;
+	size_t nlen = strlen(name);
+	struct stat st;
+
+	(void)d_type;
+	if (lv->len + 1 + nlen >= sizeof(w->path))
+		return -ENAMETOOLONG;
+	w->path[lv->len] = '/';
+	memcpy(w->path + lv->len + 1, name, nlen + 1);
+	if (fstatat(lv->dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	add_entry(w, lv->len + 1 + nlen, &st);
+	if (S_ISDIR(st.st_mode)) {
+		int sub = openat(lv->dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			return -errno;
+		return walk_dir(w, sub, lv->len + 1 + nlen, lv->depth + 1);
+	}
+	return 0;
 }
 
 /* Adds every entry of the open directory dfd, whose path (relative to the top) is
- * w->path[0..len). Takes dfd. Reads the directory with getdents64 into a small buffer on
- * the stack: no DIR allocation, which would cost a start's worth of page faults. */
+ * w->path[0..len). Takes dfd. */
 static int walk_dir(struct walk *w, int dfd, size_t len, int depth)
 {
-	char buf[4096] __attribute__((aligned(8)));
-	int r = 0;
+	struct walk_level lv = { .w = w, .dfd = dfd, .len = len, .depth = depth };
+	int r = depth > MAX_DEPTH ? -ELOOP : ab_dir_for_each(dfd, walk_entry, &lv);
 
-	if (depth > MAX_DEPTH) {
-		close(dfd);
-		return -ELOOP;
-	}
-	for (;;) {
-		long got = syscall(SYS_getdents64, dfd, buf, sizeof(buf));
-		if (got < 0) {
-			r = -errno;
-			break;
-		}
-		if (got == 0)
-			break;
-		for (long off = 0; off < got && r == 0;) {
-			const struct linux_dirent64 *de = (const void *)(buf + off);
-			size_t nlen = strlen(de->d_name);
-			struct stat st;
-
-			off += de->d_reclen;
-			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-				continue;
-			if (len + 1 + nlen >= sizeof(w->path)) {
-				r = -ENAMETOOLONG;
-				break;
-			}
-			w->path[len] = '/';
-			memcpy(w->path + len + 1, de->d_name, nlen + 1);
-			if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-				r = -errno;
-				break;
-			}
-			add_entry(w, len + 1 + nlen, &st);
-			if (S_ISDIR(st.st_mode)) {
-				int sub = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-				if (sub < 0)
-					r = -errno;
-				else
-					r = walk_dir(w, sub, len + 1 + nlen, depth + 1);
-			}
-		}
-		if (r < 0)
-			break;
-	}
 	w->path[len] = '\0';
 	close(dfd);
 	return r;
 }
 
-int ab_tree_fingerprint(const char *dir, uint64_t *fingerprint, int64_t *newest_ctime_ns)
+static int fingerprint_walk(struct walk *w, const char *dir, uint64_t *fingerprint, int64_t *newest_ctime_ns)
 {
-	struct walk w = { .newest_ctime_ns = 0 };
 	struct stat st;
 	int dfd, r;
 
@@ -130,13 +131,92 @@ int ab_tree_fingerprint(const char *dir, uint64_t *fingerprint, int64_t *newest_
 		close(dfd);
 		return r;
 	}
-	w.path[0] = '\0';
-	add_entry(&w, 0, &st);
-	if ((r = walk_dir(&w, dfd, 0, 0)) < 0)
+	w->path[0] = '\0';
+	add_entry(w, 0, &st);
+	if ((r = walk_dir(w, dfd, 0, 0)) < 0)
 		return r;
-	*fingerprint = mix(w.sum ^ mix(w.count));
-	*newest_ctime_ns = w.newest_ctime_ns;
+	*fingerprint = mix(w->sum ^ mix(w->count));
+	*newest_ctime_ns = w->newest_ctime_ns;
 	return 0;
+}
+
+int ab_tree_fingerprint(const char *dir, uint64_t *fingerprint, int64_t *newest_ctime_ns)
+{
+	struct walk w = { .newest_ctime_ns = 0 };
+
+	return fingerprint_walk(&w, dir, fingerprint, newest_ctime_ns);
+}
+
+int ab_tree_fingerprint_listed(const char *dir, uint64_t *fingerprint, int64_t *newest_ctime_ns, char **list,
+			       size_t *list_len)
+{
+	struct walk w = { .newest_ctime_ns = 0, .list_cap = 4096 };
+	int r;
+
+	*list = NULL;
+	*list_len = 0;
+	if (!(w.list = malloc(w.list_cap)))
+		return -ENOMEM;
+	r = fingerprint_walk(&w, dir, fingerprint, newest_ctime_ns);
+	if (r == 0 && !w.list_failed) {
+		*list = w.list;
+		*list_len = w.list_len;
+	} else {
+		free(w.list);
+	}
+	return r;
+}
+
+/* "/a/b": components that are names (not empty, ".", ".."), so that a listing names
+ * only entries beneath the top. */
+static bool listed_path_ok(const char *path)
+{
+	for (const char *c = path; *c == '/';) {
+		const char *next = strchr(c + 1, '/');
+		size_t n = next ? (size_t)(next - c - 1) : strlen(c + 1);
+
+		if (n == 0 || (n == 1 && c[1] == '.') || (n == 2 && c[1] == '.' && c[2] == '.'))
+			return false;
+		if (!next)
+			return true;
+		c = next;
+	}
+	return false;
+}
+
+int ab_tree_fingerprint_of_list(const char *dir, const char *list, size_t list_len, uint64_t *fingerprint)
+{
+	struct walk w = { .newest_ctime_ns = 0 };
+	struct stat st;
+	int dfd, r = 0;
+
+	if (list_len == 0 || list[list_len - 1] != '\0' || list[0] != '\0')
+		return -EINVAL; /* not a listing: the top comes first, as "" */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	for (size_t off = 0; off < list_len;) {
+		const char *path = list + off;
+		size_t len = strlen(path);
+
+		off += len + 1;
+		if (len >= sizeof(w.path) || (len > 0 && !listed_path_ok(path)) || (len == 0 && off > 1)) {
+			r = -EINVAL;
+			break;
+		}
+		/* The top by its descriptor, the rest by their paths beneath it (relative, the
+		 * leading '/' left out); the last component is never followed. */
+		if (len == 0 ? fstat(dfd, &st) < 0 : fstatat(dfd, path + 1, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			r = -errno;
+			break;
+		}
+		memcpy(w.path, path, len + 1);
+		add_entry(&w, len, &st);
+	}
+	close(dfd);
+	if (r == 0)
+		*fingerprint = mix(w.sum ^ mix(w.count));
+	return r;
 }
 
 int ab_fingerprint_is_reliable(int64_t newest_ctime_ns, int64_t now_ns)

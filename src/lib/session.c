@@ -102,7 +102,7 @@ int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_erro
 		if ((r = pick_name(cfg->workspace, &cfg->name, err)) < 0)
 			return r;
 	}
-	if ((r = ab_workspace_open(cfg->name, cfg->workspace, &s->ws, err)) < 0)
+	if ((r = ab_workspace_open_canonical(cfg->name, cfg->workspace, &s->ws, err)) < 0)
 		return r;
 	/* One run at a time: two overlays on one upper directory would corrupt it. */
 	snprintf(path, sizeof(path), "%s/run.lock", s->ws.dir);
@@ -218,11 +218,24 @@ int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err
 	/* Upper as the last recorded end left it, when this run began and still now: the
 	 * command changed nothing (tests, builds that write outside the project, questions
 	 * to the agent), and everything upper holds was recorded then. */
-	if (s->recorded_claimed && ab_tree_fingerprint(s->ws.upper, &now, &newest_ctime_ns) == 0 &&
-	    now == s->start_fingerprint) {
-		ab_workspace_recorded_unclaim(&s->ws, now, s->recorded_changes);
-		*n_changes = s->recorded_changes;
-		return 0;
+	if (s->recorded_claimed) {
+		_cleanup_free_ char *list = NULL;
+		size_t list_len = 0;
+		bool same = ab_workspace_recorded_list_unchanged(&s->ws, s->start_fingerprint) == 1;
+
+		/* One stat per entry the recorded walk listed; else the walk itself, which lists
+		 * the entries for the next run's end. */
+		if (!same && ab_tree_fingerprint_listed(s->ws.upper, &now, &newest_ctime_ns, &list, &list_len) == 0 &&
+		    now == s->start_fingerprint) {
+			same = true;
+			if (list)
+				ab_workspace_recorded_list_save(&s->ws, now, list, list_len);
+		}
+		if (same) {
+			ab_workspace_recorded_unclaim(&s->ws, s->start_fingerprint, s->recorded_changes);
+			*n_changes = s->recorded_changes;
+			return 0;
+		}
 	}
 	if ((r = ab_workspace_recorded_forget(&s->ws)) < 0)
 		return ab_error_set(err, -r, "cannot remove '%s/recorded'", s->ws.dir);
@@ -243,9 +256,17 @@ int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err
 		return r;
 	/* Kept only when the fingerprint can vouch for the tree (fingerprint.h): a command
 	 * that wrote just before it ended leaves that to the next run's end. */
-	if (ab_tree_fingerprint(s->ws.upper, &now, &newest_ctime_ns) == 0 &&
-	    ab_fingerprint_is_reliable(newest_ctime_ns, now_ns()))
-		ab_workspace_recorded_set(&s->ws, now, *n_changes);
+	{
+		_cleanup_free_ char *list = NULL;
+		size_t list_len = 0;
+
+		if (ab_tree_fingerprint_listed(s->ws.upper, &now, &newest_ctime_ns, &list, &list_len) == 0 &&
+		    ab_fingerprint_is_reliable(newest_ctime_ns, now_ns())) {
+			if (list)
+				ab_workspace_recorded_list_save(&s->ws, now, list, list_len);
+			ab_workspace_recorded_set(&s->ws, now, *n_changes);
+		}
+	}
 	return 0;
 }
 

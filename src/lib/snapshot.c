@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../shared/cleanup.h"
+#include "../shared/dirents.h"
 #include "../shared/strutil.h"
 #include "config.h"
 #include "fingerprint.h"
@@ -96,56 +97,43 @@ static void free_names(char **v, size_t n)
 
 /* Every name in the directory fd but "." and "..", so the caller can close the stream
  * before descending. Returns 0 or -errno. */
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static int add_name(const char *name, unsigned char d_type, void *data)
+{
+	struct names *names = data;
+
+	(void)d_type;
+	if (names->n >= MAX_DIR_ENTRIES)
+		return -E2BIG;
+	if (names->n == names->cap) {
+		size_t ncap = names->cap ? names->cap * 2 : 32;
+		char **grown = realloc(names->v, ncap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		names->v = grown;
+		names->cap = ncap;
+	}
+	if (!(names->v[names->n] = strdup(name)))
+		return -ENOMEM;
+	names->n++;
+	return 0;
+}
+
 static int read_names(int fd, char ***out, size_t *n_out)
 {
-	int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	char **v = NULL;
-	size_t n = 0, cap = 0;
-	DIR *d;
-	struct dirent *de;
-	int r = 0;
+	struct names names = { 0 };
+	int r = ab_dir_for_each(fd, add_name, &names);
 
-	if (dup < 0)
-		return -errno;
-	d = fdopendir(dup);
-	if (!d) {
-		r = -errno;
-		close(dup);
-		return r;
-	}
-	rewinddir(d);
-	while ((errno = 0, de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (n >= MAX_DIR_ENTRIES) {
-			r = -E2BIG;
-			break;
-		}
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 32;
-			char **grown = realloc(v, ncap * sizeof(*grown));
-			if (!grown) {
-				r = -ENOMEM;
-				break;
-			}
-			v = grown;
-			cap = ncap;
-		}
-		if (!(v[n] = strdup(de->d_name))) {
-			r = -ENOMEM;
-			break;
-		}
-		n++;
-	}
-	if (r == 0 && errno)
-		r = -errno;
-	closedir(d);
 	if (r < 0) {
-		free_names(v, n);
+		free_names(names.v, names.n);
 		return r;
 	}
-	*out = v;
-	*n_out = n;
+	*out = names.v;
+	*n_out = names.n;
 	return 0;
 }
 
@@ -739,6 +727,35 @@ static void empty_trash(struct ab_workspace *ws)
 	(void)trash_later(ws, aside);
 }
 
+/* What ab_workspace_recover looks for in a sandbox's directory. */
+struct sandbox_entries {
+	bool upper, upper_new, upper_old, trash, work, base, snapshots;
+};
+
+static int note_sandbox_entry(const char *name, unsigned char d_type, void *data)
+{
+	struct sandbox_entries *has = data;
+	/* A directory's type comes with its entry on most file systems; where it does not
+	 * (DT_UNKNOWN), mkdir below meets it with EEXIST, as before. */
+	bool dir = d_type == DT_DIR || d_type == DT_UNKNOWN;
+
+	if (!strcmp(name, "upper"))
+		has->upper = dir;
+	else if (!strcmp(name, "upper.new"))
+		has->upper_new = true;
+	else if (!strcmp(name, "upper.old"))
+		has->upper_old = true;
+	else if (!strcmp(name, "trash"))
+		has->trash = true;
+	else if (!strcmp(name, "work"))
+		has->work = dir;
+	else if (!strcmp(name, "base"))
+		has->base = dir;
+	else if (!strcmp(name, "snapshots"))
+		has->snapshots = dir;
+	return 0;
+}
+
 int ab_workspace_recover(struct ab_workspace *ws, struct ab_error *err)
 {
 	_cleanup_free_ char *new = NULL;
@@ -747,22 +764,34 @@ int ab_workspace_recover(struct ab_workspace *ws, struct ab_error *err)
 	_cleanup_close_ int dfd = -1;
 	char **names = NULL;
 	size_t n = 0;
+	struct sandbox_entries has = { 0 };
 	struct stat st;
 	int r;
 
 	if (asprintf(&new, "%s.new", ws->upper) < 0 || asprintf(&old, "%s.old", ws->upper) < 0 ||
 	    asprintf(&snaps, "%s/snapshots", ws->dir) < 0)
 		return ab_error_set(err, ENOMEM, "cannot check sandbox '%s'", ws->name);
+	/* One read of the sandbox's directory says what is there: what a crash can leave is
+	 * rare, and every run comes through here. */
+	dfd = open(ws->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0 || (r = ab_dir_for_each(dfd, note_sandbox_entry, &has)) < 0)
+		return ab_error_set(err, dfd < 0 ? errno : -r, "cannot read '%s'", ws->dir);
+	close(TAKE_FD(dfd));
 	/* Interrupted between "upper -> upper.old" and "upper.new -> upper": go back. */
-	if (lstat(ws->upper, &st) < 0 && errno == ENOENT && lstat(old, &st) == 0 && rename(old, ws->upper) < 0)
-		return ab_error_set(err, errno, "cannot restore '%s' from '%s'", ws->upper, old);
-	if ((r = remove_path(new)) < 0)
+	if (!has.upper && has.upper_old) {
+		if (lstat(ws->upper, &st) < 0 && errno == ENOENT && rename(old, ws->upper) < 0)
+			return ab_error_set(err, errno, "cannot restore '%s' from '%s'", ws->upper, old);
+		has.upper = true;
+		has.upper_old = false;
+	}
+	if (has.upper_new && (r = remove_path(new)) < 0)
 		return ab_error_set(err, -r, "cannot remove the leftover '%s'", new);
-	if ((r = remove_path(old)) < 0)
+	if (has.upper_old && (r = remove_path(old)) < 0)
 		return ab_error_set(err, -r, "cannot remove the leftover '%s'", old);
-	empty_trash(ws);
-	if ((r = ensure_dir(ws->upper, err)) < 0 || (r = ensure_dir(ws->work, err)) < 0 ||
-	    (r = ensure_dir(ws->base, err)) < 0 || (r = ensure_dir(snaps, err)) < 0)
+	if (has.trash)
+		empty_trash(ws);
+	if ((!has.upper && (r = ensure_dir(ws->upper, err)) < 0) || (!has.work && (r = ensure_dir(ws->work, err)) < 0) ||
+	    (!has.base && (r = ensure_dir(ws->base, err)) < 0) || (!has.snapshots && (r = ensure_dir(snaps, err)) < 0))
 		return r;
 	dfd = open(snaps, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)

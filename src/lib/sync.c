@@ -57,9 +57,14 @@ int ab_sync_recv(int sock, struct ab_sync_msg *msg, int *passed_fd)
 
 	if (passed_fd)
 		*passed_fd = -1;
-	do
+	/* ECONNRESET comes once, ahead of what is queued, when the peer ended with our last
+	 * message unread (a child that failed just after PROCEED was sent): its own last
+	 * messages (the error that says why) are still there to read. */
+	for (int resets = 0;;) {
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
+		if (n >= 0 || (errno != EINTR && (errno != ECONNRESET || resets++ > 0)))
+			break;
+	}
 	if (n < 0)
 		return -errno;
 	if (n == 0)

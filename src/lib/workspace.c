@@ -17,6 +17,7 @@
 #include "../shared/cleanup.h"
 #include "../shared/strutil.h"
 #include "config.h"
+#include "fingerprint.h"
 #include "snapshot.h"
 
 #define SANDBOX_JSON_MAX (64 * 1024)
@@ -75,7 +76,9 @@ int ab_data_root(char **out, struct ab_error *err)
 	}
 	if (!root)
 		return ab_error_set(err, ENOMEM, "cannot find the data directory");
-	r = mkdir_parents(root, 0700);
+	/* Nearly always there already: one stat, not a mkdir per component. */
+	struct stat st;
+	r = stat(root, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : mkdir_parents(root, 0700);
 	if (r < 0)
 		return ab_error_set(err, -r,
 				    "cannot create the data directory '%s' (choose another with AGENTBOX_DATA_DIR, or run with --workspace-mode rw)",
@@ -186,6 +189,52 @@ void ab_workspace_recorded_unclaim(const struct ab_workspace *ws, uint64_t finge
 	ssize_t w = pwrite(fd, text, strlen(text), 0);
 	(void)w;
 	close(fd);
+}
+
+/* recorded-list: "FINGERPRINT LENGTH\n", then the listing (fingerprint.h) of the walk that
+ * took that fingerprint. Rewritten in place (a new file costs a new inode, the dearest
+ * thing on the end's path); a torn or stale one is only a listing whose fingerprint
+ * differs, and the end then walks upper. */
+void ab_workspace_recorded_list_save(const struct ab_workspace *ws, uint64_t fingerprint, const char *list,
+				     size_t list_len)
+{
+	char path[4096], head[64];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s/recorded-list", ws->dir);
+	n = snprintf(head, sizeof(head), "%016llx %zu\n", (unsigned long long)fingerprint, list_len);
+	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	bool whole = pwrite(fd, head, (size_t)n, 0) == n && pwrite(fd, list, list_len, n) == (ssize_t)list_len &&
+		     ftruncate(fd, (off_t)n + (off_t)list_len) == 0;
+	/* Nothing rather than a listing cut short. */
+	if (!whole && ftruncate(fd, 0) < 0)
+		unlink(path);
+	close(fd);
+}
+
+int ab_workspace_recorded_list_unchanged(const struct ab_workspace *ws, uint64_t fingerprint)
+{
+	char path[4096];
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0, list_len;
+	unsigned long long fp, n;
+	uint64_t now;
+	char *nl;
+
+	snprintf(path, sizeof(path), "%s/recorded-list", ws->dir);
+	if (ab_read_file(path, 64 + AB_FINGERPRINT_LIST_MAX, &text, &len) < 0)
+		return -1;
+	nl = memchr(text, '\n', len < 64 ? len : 64);
+	if (!nl || sscanf(text, "%16llx %llu", &fp, &n) != 2 || fp != fingerprint)
+		return -1;
+	list_len = len - (size_t)(nl + 1 - text);
+	if (n != list_len)
+		return -1;
+	if (ab_tree_fingerprint_of_list(ws->upper, nl + 1, list_len, &now) < 0)
+		return 0;
+	return now == fingerprint;
 }
 
 int ab_workspace_recorded_forget(const struct ab_workspace *ws)
@@ -340,8 +389,8 @@ fail:
 	return r;
 }
 
-int ab_workspace_open(const char *name, const char *project, struct ab_workspace *ws,
-		      struct ab_error *err)
+static int workspace_open(const char *name, const char *project, bool canonical, struct ab_workspace *ws,
+			  struct ab_error *err)
 {
 	_cleanup_free_ char *root = NULL;
 	_cleanup_free_ char *sandboxes = NULL;
@@ -358,7 +407,7 @@ int ab_workspace_open(const char *name, const char *project, struct ab_workspace
 				    "starting with a letter or digit",
 				    name ? name : "", AB_MAX_NAME_LEN);
 	if (project) {
-		canon = realpath(project, NULL);
+		canon = canonical ? strdup(project) : realpath(project, NULL);
 		if (!canon)
 			return ab_error_set(err, errno, "cannot find project '%s'", project);
 		if (stat(canon, &st) < 0)
@@ -423,6 +472,17 @@ int ab_workspace_open(const char *name, const char *project, struct ab_workspace
 		}
 	}
 	return 0;
+}
+
+int ab_workspace_open(const char *name, const char *project, struct ab_workspace *ws, struct ab_error *err)
+{
+	return workspace_open(name, project, false, ws, err);
+}
+
+int ab_workspace_open_canonical(const char *name, const char *project, struct ab_workspace *ws,
+				struct ab_error *err)
+{
+	return workspace_open(name, project, true, ws, err);
 }
 
 int ab_workspace_lock(struct ab_workspace *ws, bool exclusive, struct ab_error *err)

@@ -24,6 +24,8 @@
  *                       the end of a run recorded everything upper held, and the number
  *                       of changes it counted; removed by whatever else changes upper
  *                       or applies changes
+ *     recorded-list     "FINGERPRINT LENGTH\n" and the paths of upper's entries that the
+ *                       walk which took that fingerprint hashed (fingerprint.h)
  *     run.lock          flock(2) held by the one run at a time
  *     running           while a run is going on: "AGENTBOX_PID INIT_PID\n"
  *   mask-cache/KEY      what the search for masked files found in a project, with the
@@ -63,6 +65,10 @@ struct ab_workspace {
  * gone or moved is an error that says so; nothing is deleted. */
 int ab_workspace_open(const char *name, const char *project, struct ab_workspace *ws,
 		      struct ab_error *err);
+/* The same for a project path that is canonical already (ab_config's workspace, resolved
+ * when the command line was read): not resolved again, one lookup per component less. */
+int ab_workspace_open_canonical(const char *name, const char *project, struct ab_workspace *ws,
+				struct ab_error *err);
 int ab_workspace_lock(struct ab_workspace *ws, bool exclusive, struct ab_error *err);
 void ab_workspace_close(struct ab_workspace *ws);
 /* The end of a run that finds upper as the last recorded end left it (same fingerprint
@@ -78,6 +84,13 @@ int ab_workspace_recorded_forget(const struct ab_workspace *ws);
  * for the end of a run that changed nothing. */
 int ab_workspace_recorded_claim(const struct ab_workspace *ws, uint64_t *fingerprint, size_t *n_changes);
 void ab_workspace_recorded_unclaim(const struct ab_workspace *ws, uint64_t fingerprint, size_t n_changes);
+/* The listing of the walk that took the recorded fingerprint (fingerprint.h), kept with it
+ * so that the end of a run can check upper with one stat per entry instead of a walk.
+ * save is best-effort; unchanged returns 1 when the listed entries still have the
+ * fingerprint, 0 when they do not (the end then walks), -1 when there is no such listing. */
+void ab_workspace_recorded_list_save(const struct ab_workspace *ws, uint64_t fingerprint, const char *list,
+				     size_t list_len);
+int ab_workspace_recorded_list_unchanged(const struct ab_workspace *ws, uint64_t fingerprint);
 /* Every sandbox name under the data root, sorted. */
 int ab_workspace_list(char ***names, size_t *n, struct ab_error *err);
 

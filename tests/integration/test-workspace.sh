@@ -251,6 +251,39 @@ c3=$(counted)
 box --name tally -- sh -c "cd '$WS' && echo edit >> src/lib/util.c"
 c4=$(counted)
 if [ "$c3" = 2 ] && [ "$c4" = 3 ]; then pass "a run's new change is counted after runs that changed nothing ($c3, $c4)"; else fail "a run's new change is counted after runs that changed nothing" "counts '$c3' '$c4'"; fi
+# The end of a run that finds the recorded listing: one stat per recorded entry, and what
+# the listing does not name is seen through its directory's times.
+counted_in() { sed -n "s/^agentbox: \([0-9]*\) changes\{0,1\} kept in sandbox '$1'.*/\1/p" <<<"$AB_ERR"; }
+listing=$AGENTBOX_DATA_DIR/sandboxes/listed/recorded-list
+box --name listed -- sh -c "cd '$WS' && mkdir -p deep/er && echo a > deep/er/a.txt && echo b > b.txt"
+sleep 0.1
+box --name listed -- true
+l1=$(counted_in listed)
+box --name listed -- true
+l2=$(counted_in listed)
+box --name listed -- sh -c "cd '$WS' && echo c > deep/er/c.txt"
+l3=$(counted_in listed)
+if [ -s "$listing" ] && [ -n "$l1" ] && [ "$l2" = "$l1" ] && [ "$l3" = "$((l1 + 1))" ]; then
+	pass "with the recorded listing: unchanged counts stay, a file added deep in a listed directory is counted ($l1, $l2, $l3)"
+else
+	fail "with the recorded listing: unchanged counts stay, a file added deep in a listed directory is counted" \
+		"listing $(stat -c %s "$listing" 2>&1); counts '$l1' '$l2' '$l3'; $(last_run)"
+fi
+sleep 0.1
+box --name listed -- true
+box --name listed -- sh -c "cd '$WS' && printf 'B\n' > b.txt"
+ab diff listed -- b.txt
+if grep -q '^+B' <<<"$AB_OUT"; then pass "with the recorded listing: a same-size rewrite is seen"; else fail "with the recorded listing: a same-size rewrite is seen" "$(last_run)"; fi
+sleep 0.1
+box --name listed -- true
+box --name listed -- sh -c "cd '$WS' && rm deep/er/a.txt"
+l4=$(counted_in listed)
+ab diff listed --stat
+if [ -n "$l3" ] && [ "$l4" = "$((l3 - 1))" ] && ! grep -q 'a.txt' <<<"$AB_OUT"; then
+	pass "with the recorded listing: a removed file is no longer a change ($l4)"
+else
+	fail "with the recorded listing: a removed file is no longer a change" "count '$l4'; $(last_run)"
+fi
 # The host edits the file the sandbox changed: the end of the run that changed it recorded
 # the host's side, so apply refuses to overwrite the edit.
 sleep 0.1

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -463,6 +464,112 @@ static void test_fingerprint(void)
 	ok(ab_tree_fingerprint(p, &fp, &newest) == -ENOENT, "a missing tree: -ENOENT");
 }
 
+/* The fingerprint of a listing's entries, one stat each: equal to the whole walk's while
+ * nothing changed, different after each kind of change, including an entry the listing
+ * does not name (only its directory's times show it). */
+static uint64_t fp_listed(const char *dir, const char *list, size_t len)
+{
+	uint64_t fp = 0;
+
+	if (ab_tree_fingerprint_of_list(dir, list, len, &fp) < 0)
+		return 0;
+	return fp;
+}
+
+static size_t tree_entries;
+
+static int count_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)path, (void)st, (void)type, (void)ftw;
+	tree_entries++;
+	return 0;
+}
+
+static void test_fingerprint_list(void)
+{
+	char d[512], p[1024], q[1024];
+	char *list = NULL;
+	size_t len = 0;
+	uint64_t fp = 0, walked;
+	int64_t newest = 0;
+
+	path_of(d, sizeof(d), "fplist");
+	mkdir(d, 0755);
+	fill_upper(d);
+	snprintf(p, sizeof(p), "%s/d/deeper", d);
+	mkdir(p, 0755);
+	mkfile(p, "x", "x\n", 0644);
+	ok(ab_tree_fingerprint_listed(d, &fp, &newest, &list, &len) == 0 && list && fp == fp_of(d),
+	   "the listing walk gives the walk's fingerprint");
+	size_t entries = 0;
+	for (size_t off = 0; list && off < len; off += strlen(list + off) + 1)
+		entries++;
+	tree_entries = 0;
+	if (nftw(d, count_entry, 16, FTW_PHYS) < 0)
+		printf("# nftw: %m\n");
+	ok(list && list[0] == '\0' && entries == tree_entries && memmem(list, len, "/d/deeper/x", 12),
+	   "it lists the top first, then every entry by its path (%zu of %zu)", entries, tree_entries);
+	ok(fp_listed(d, list, len) == fp, "the listed entries, stat'ed one by one, give it again");
+	walked = fp;
+
+	struct {
+		const char *what;
+		void (*change)(const char *dir);
+	} changes[] = {
+		{ "a rewrite with as many bytes", NULL },
+		{ "a new file in a listed directory", NULL },
+		{ "a new directory deep down", NULL },
+		{ "a removal", NULL },
+		{ "a rename within a directory", NULL },
+		{ "a mode change", NULL },
+	};
+	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+		pause_ms(25);
+		switch (i) {
+		case 0:
+			snprintf(p, sizeof(p), "%s/f", d);
+			write_text(p, "HELLO\n");
+			break;
+		case 1:
+			mkfile(d, "d/deeper/new", "", 0644);
+			break;
+		case 2:
+			snprintf(p, sizeof(p), "%s/d/deeper/sub", d);
+			mkdir(p, 0755);
+			break;
+		case 3:
+			snprintf(p, sizeof(p), "%s/d/deeper/x", d);
+			unlink(p);
+			break;
+		case 4:
+			snprintf(p, sizeof(p), "%s/d/inner", d);
+			snprintf(q, sizeof(q), "%s/d/inner2", d);
+			if (rename(p, q) < 0)
+				printf("# rename: %m\n");
+			break;
+		case 5:
+			snprintf(p, sizeof(p), "%s/d", d);
+			chmod(p, 0700);
+			break;
+		}
+		uint64_t now = fp_listed(d, list, len);
+		ok(now != walked, "%s: the listed entries' fingerprint changes", changes[i].what);
+		free(list);
+		list = NULL;
+		ok(ab_tree_fingerprint_listed(d, &walked, &newest, &list, &len) == 0 && list &&
+			   fp_listed(d, list, len) == walked,
+		   "%s: listed again, it matches the walk", changes[i].what);
+	}
+
+	static const char bad_lists[][24] = { "/f\0", "\0/../etc\0", "\0/d/./inner2\0", "\0//f\0", "\0/f\0\0" };
+	static const size_t bad_len[] = { 3, 9, 13, 5, 5 };
+	for (size_t i = 0; i < sizeof(bad_len) / sizeof(bad_len[0]); i++)
+		ok(ab_tree_fingerprint_of_list(d, bad_lists[i], bad_len[i], &fp) == -EINVAL,
+		   "a listing that is not one is refused (case %zu)", i);
+	ok(ab_tree_fingerprint_of_list(d, "\0/no-such", 10, &fp) == -ENOENT, "a listed entry that is gone: -ENOENT");
+	free(list);
+}
+
 static void test_snapshot_reuse(void)
 {
 	char proj[512], p[1024];
@@ -872,6 +979,32 @@ static void test_recorded(void)
 	   "forget drops it");
 	ok(ab_workspace_recorded_forget(&ws) == 0, "forgetting nothing is fine");
 
+	/* the listing kept with the record */
+	char *list = NULL;
+	size_t list_len = 0;
+	int64_t newest = 0;
+	mkfile(ws.upper, "kept", "kept\n", 0644);
+	pause_ms(25);
+	ok(ab_workspace_recorded_list_unchanged(&ws, 1) == -1, "no listing kept: nothing to go by");
+	if (ab_tree_fingerprint_listed(ws.upper, &fp, &newest, &list, &list_len) == 0 && list)
+		ab_workspace_recorded_list_save(&ws, fp, list, list_len);
+	ok(ab_workspace_recorded_list_unchanged(&ws, fp) == 1, "a kept listing vouches for an unchanged upper");
+	ok(ab_workspace_recorded_list_unchanged(&ws, fp ^ 1) == -1, "a listing taken with another fingerprint is not used");
+	mkfile(ws.upper, "kept", "KEPT\n", 0644);
+	ok(ab_workspace_recorded_list_unchanged(&ws, fp) == 0, "a change since: the listing says so");
+	snprintf(p, sizeof(p), "%s/recorded-list", ws.dir);
+	if (truncate(p, (off_t)file_size(p) - 2) < 0)
+		printf("# truncate: %m\n");
+	ok(ab_workspace_recorded_list_unchanged(&ws, fp) == -1, "a listing cut short is not used");
+	f = fopen(p, "w");
+	if (f) {
+		fprintf(f, "%016llx 10\n", (unsigned long long)fp);
+		fwrite("\0/../kept", 1, 10, f);
+		fclose(f);
+	}
+	ok(ab_workspace_recorded_list_unchanged(&ws, fp) == 0, "a listing naming a path outside upper vouches for nothing");
+	free(list);
+
 	mkfile(ws.upper, "a", "one\n", 0644);
 	char *snap = NULL;
 	ok(ab_snapshot_create(&ws, "s1", false, &snap, &err) == 0, "a snapshot to roll back to");
@@ -901,6 +1034,7 @@ int main(void)
 	test_open();
 	test_snapshots();
 	test_fingerprint();
+	test_fingerprint_list();
 	test_snapshot_reuse();
 	test_recorded();
 	if (geteuid() == 0)

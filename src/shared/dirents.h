@@ -1,0 +1,12 @@
+/* Reading a directory with getdents64 into a buffer on the stack: no DIR allocation and
+ * none of opendir's extra system calls (a dup, fstat, two fcntl), which the start and end
+ * of a run pay for every directory they read. */
+#ifndef AB_DIRENTS_H
+#define AB_DIRENTS_H
+
+/* Calls fn for every entry of the directory open at fd but "." and "..", from its start
+ * (the offset of fd's open file is moved). fn's non-zero return stops the reading and is
+ * returned. Returns 0, fn's value, or -errno. */
+int ab_dir_for_each(int fd, int (*fn)(const char *name, unsigned char d_type, void *data), void *data);
+
+#endif
