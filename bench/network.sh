@@ -26,7 +26,7 @@ usage: bench/network.sh [BUILD_DIR] [--quick]
   --quick     256 MiB downloads, 1 round, 100 connections per latency run
 environment:
   BENCH_NET_BYTES     bytes per download (default 1073741824; --quick 268435456)
-  BENCH_NET_ROUNDS    download rounds, each row once per round (default 5; --quick 1)
+  BENCH_NET_ROUNDS    download rounds, each row once per round (default 9; --quick 1)
   BENCH_NET_CONNS     connections per latency run (default 200; --quick 100)
   BENCH_NET_LAT_RUNS  latency runs per row (default 5; --quick 2)
   BENCH_NET_PARALLEL  concurrent echo connections (default 1000)
@@ -59,7 +59,7 @@ B=$(cd "$B" && pwd)
 if [ "$QUICK" = 1 ]; then
 	d_bytes=268435456 d_rounds=1 d_conns=100 d_lat=2
 else
-	d_bytes=1073741824 d_rounds=5 d_conns=200 d_lat=5
+	d_bytes=1073741824 d_rounds=9 d_conns=200 d_lat=5
 fi
 BYTES=${BENCH_NET_BYTES:-$d_bytes}
 ROUNDS=${BENCH_NET_ROUNDS:-$d_rounds}

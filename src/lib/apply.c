@@ -1103,7 +1103,7 @@ int ab_apply(struct ab_workspace *ws, const struct ab_apply_opts *opts, struct a
 	/* What the changes count, and what the next run's end records, changes with the
 	 * project: that run's end must do its full work. */
 	if (!opts->dry_run && (r = ab_workspace_recorded_forget(ws)) < 0) {
-		r = ab_error_set(err, -r, "cannot remove '%s/recorded'", ws->dir);
+		r = ab_error_set(err, -r, "cannot void '%s/recorded'", ws->dir);
 		goto out;
 	}
 	x.base = open_dir(ws->base);

@@ -238,7 +238,7 @@ int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err
 		}
 	}
 	if ((r = ab_workspace_recorded_forget(&s->ws)) < 0)
-		return ab_error_set(err, -r, "cannot remove '%s/recorded'", s->ws.dir);
+		return ab_error_set(err, -r, "cannot void '%s/recorded'", s->ws.dir);
 	/* Metadata only: the end of every run must not read back every byte the sandbox has
 	 * changed so far. A file that was only copied up (opened for writing, left as it was)
 	 * is still recorded, with the host's side as it was then, which is what its copy

@@ -1347,7 +1347,7 @@ static int replace_upper(struct ab_workspace *ws, const char *src, struct ab_err
 		return ab_error_set(err, ENOMEM, "cannot replace '%s'", ws->upper);
 	/* The next run's end must look at the new upper afresh. */
 	if ((r = ab_workspace_recorded_forget(ws)) < 0)
-		return ab_error_set(err, -r, "cannot remove '%s/recorded'", ws->dir);
+		return ab_error_set(err, -r, "cannot void '%s/recorded'", ws->dir);
 	if ((r = remove_path(new)) < 0 || (r = remove_path(old)) < 0)
 		return ab_error_set(err, -r, "cannot remove a leftover beside '%s'", ws->upper);
 	if (src) {

@@ -136,20 +136,22 @@ int ab_workspace_recorded_get(const struct ab_workspace *ws, uint64_t *fingerpri
 
 void ab_workspace_recorded_set(const struct ab_workspace *ws, uint64_t fingerprint, size_t n_changes)
 {
-	char path[4096], tmp[4110], text[64];
-	int fd, r;
+	char path[4096], text[64];
+	int fd, n;
 
 	snprintf(path, sizeof(path), "%s/recorded", ws->dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	snprintf(text, sizeof(text), "%016llx %zu\n", (unsigned long long)fingerprint, n_changes);
-	/* Not forced to disk: after a crash a stale or missing file only costs the next run's
-	 * end its full work, since the fingerprint then differs (new inodes, new times). */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	n = snprintf(text, sizeof(text), "%016llx %zu\n", (unsigned long long)fingerprint, n_changes);
+	/* Written in place (a new inode, from a new file or a rename, costs the most on the
+	 * end's path), not forced to disk, and not truncated: a reader takes the line and
+	 * ignores what an earlier, longer one left after it. After a crash a stale or torn
+	 * record only costs the next run's end its full work, since the fingerprint then
+	 * differs (new inodes, new times) or the line does not parse. */
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return;
-	r = ab_write_all(fd, text, strlen(text));
-	if (close(fd) < 0 || r < 0 || rename(tmp, path) < 0)
-		unlink(tmp);
+	if (pwrite(fd, text, (size_t)n, 0) != n)
+		(void)!pwrite(fd, "!", 1, 0);
+	close(fd);
 }
 
 int ab_workspace_recorded_claim(const struct ab_workspace *ws, uint64_t *fingerprint, size_t *n_changes)
@@ -240,9 +242,18 @@ int ab_workspace_recorded_list_unchanged(const struct ab_workspace *ws, uint64_t
 int ab_workspace_recorded_forget(const struct ab_workspace *ws)
 {
 	char path[4096];
+	int fd, r = 0;
 
 	snprintf(path, sizeof(path), "%s/recorded", ws->dir);
-	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+	/* Marked in place, as a run's claim marks it, so that the next record needs no new
+	 * file. */
+	fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (pwrite(fd, "!", 1, 0) != 1)
+		r = unlink(path) < 0 ? -errno : 0;
+	close(fd);
+	return r;
 }
 
 static int set_paths(struct ab_workspace *ws, const char *name, const char *dir)

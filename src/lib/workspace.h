@@ -22,8 +22,9 @@
  *     masks             the patterns the sandbox last ran with, NUL-separated
  *     recorded          "FINGERPRINT COUNT\n": upper's fingerprint (fingerprint.h) after
  *                       the end of a run recorded everything upper held, and the number
- *                       of changes it counted; removed by whatever else changes upper
- *                       or applies changes
+ *                       of changes it counted; marked void ('!' in place of its first
+ *                       byte) by a run's start and by whatever else changes upper or
+ *                       applies changes
  *     recorded-list     "FINGERPRINT LENGTH\n" and the paths of upper's entries that the
  *                       walk which took that fingerprint hashed (fingerprint.h)
  *     run.lock          flock(2) held by the one run at a time

@@ -966,7 +966,16 @@ static void test_recorded(void)
 		}
 		ok(ab_workspace_recorded_get(&ws, &fp, &n) < 0, "a malformed record is no record (case %zu)", i);
 	}
+	ab_workspace_recorded_set(&ws, 0xabcULL, 12345);
 	ab_workspace_recorded_set(&ws, 0xabcULL, 3);
+	ok(ab_workspace_recorded_get(&ws, &fp, &n) == 0 && fp == 0xabcULL && n == 3,
+	   "rewritten in place over a longer record, the new one is read");
+	struct stat before_st, after_st;
+	snprintf(p, sizeof(p), "%s/recorded", ws.dir);
+	bool same_file = stat(p, &before_st) == 0 && ab_workspace_recorded_forget(&ws) == 0;
+	ab_workspace_recorded_set(&ws, 0xabcULL, 3);
+	ok(same_file && stat(p, &after_st) == 0 && after_st.st_ino == before_st.st_ino,
+	   "forget and set rewrite the same file: no new inode on the end's path");
 	ok(ab_workspace_recorded_claim(&ws, &fp, &n) == 0 && fp == 0xabcULL && n == 3,
 	   "a run's start claims the record");
 	ok(ab_workspace_recorded_get(&ws, &fp, &n) < 0 && ab_workspace_recorded_claim(&ws, &fp, &n) < 0,
