@@ -774,8 +774,10 @@ int ab_workspace_recover(struct ab_workspace *ws, struct ab_error *err)
 	/* One read of the sandbox's directory says what is there: what a crash can leave is
 	 * rare, and every run comes through here. */
 	dfd = open(ws->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0 || (r = ab_dir_for_each(dfd, note_sandbox_entry, &has)) < 0)
-		return ab_error_set(err, dfd < 0 ? errno : -r, "cannot read '%s'", ws->dir);
+	if (dfd < 0)
+		return ab_error_set(err, errno, "cannot open '%s'", ws->dir);
+	if ((r = ab_dir_for_each(dfd, note_sandbox_entry, &has)) < 0)
+		return ab_error_set(err, -r, "cannot read '%s'", ws->dir);
 	close(TAKE_FD(dfd));
 	/* Interrupted between "upper -> upper.old" and "upper.new -> upper": go back. */
 	if (!has.upper && has.upper_old) {
