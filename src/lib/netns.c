@@ -44,14 +44,15 @@ struct route_req {
 	char attrs[2 * RTA_SPACE(sizeof(struct in6_addr))];
 };
 
-static void add_attr(struct route_req *req, unsigned short type, const void *data, size_t len)
+/* Appends an attribute to the message nh, whose buffer the caller sized for it. */
+static void add_attr(struct nlmsghdr *nh, unsigned short type, const void *data, size_t len)
 {
-	struct rtattr *rta = (struct rtattr *)((char *)req + NLMSG_ALIGN(req->nh.nlmsg_len));
+	struct rtattr *rta = (struct rtattr *)((char *)nh + NLMSG_ALIGN(nh->nlmsg_len));
 
 	rta->rta_type = type;
 	rta->rta_len = (unsigned short)RTA_LENGTH(len);
 	memcpy(RTA_DATA(rta), data, len);
-	req->nh.nlmsg_len = NLMSG_ALIGN(req->nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
+	nh->nlmsg_len = NLMSG_ALIGN(nh->nlmsg_len) + RTA_ALIGN(rta->rta_len);
 }
 
 /* Waits for the kernel's answer to message seq: 0, or its -errno. */
@@ -87,12 +88,25 @@ static int read_ack(int nl, uint32_t seq)
 	}
 }
 
+/* Sends one request and waits for the kernel's answer to it: 0, or its -errno. */
+static int request(int nl, const struct nlmsghdr *nh)
+{
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+
+	for (;;) {
+		if (sendto(nl, nh, nh->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) >= 0)
+			break;
+		if (errno != EINTR)
+			return -errno;
+	}
+	return read_ack(nl, nh->nlmsg_seq);
+}
+
 /* "ip route add default dev lo" (IPv4 with "src 127.0.0.1"), in the main table. Without the
  * source, IPv4 would pick none (127.0.0.1 is host-scoped, narrower than the route's link
  * scope) and a redirected connection would never complete. IPv6 picks ::1 by itself. */
 static int add_default_route(int nl, int family, int lo_index, uint32_t seq)
 {
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 	struct route_req req;
 	uint32_t oif = (uint32_t)lo_index;
 
@@ -107,18 +121,12 @@ static int add_default_route(int nl, int family, int lo_index, uint32_t seq)
 	req.rt.rtm_protocol = RTPROT_BOOT;
 	req.rt.rtm_scope = family == AF_INET ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
 	req.rt.rtm_type = RTN_UNICAST;
-	add_attr(&req, RTA_OIF, &oif, sizeof(oif));
+	add_attr(&req.nh, RTA_OIF, &oif, sizeof(oif));
 	if (family == AF_INET) {
 		struct in_addr src = { .s_addr = htonl(INADDR_LOOPBACK) };
-		add_attr(&req, RTA_PREFSRC, &src, sizeof(src));
+		add_attr(&req.nh, RTA_PREFSRC, &src, sizeof(src));
 	}
-	for (;;) {
-		if (sendto(nl, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) >= 0)
-			break;
-		if (errno != EINTR)
-			return -errno;
-	}
-	return read_ack(nl, seq);
+	return request(nl, &req.nh);
 }
 
 /* ---- larger segments on lo (rtnetlink) ---------------------------------------------- */
@@ -146,7 +154,6 @@ struct link_req {
  * way lo works as before. Returns 0 or -errno for the caller to ignore. */
 static int raise_loopback_segments(int nl, int lo_index, uint32_t seq)
 {
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 	struct link_req req;
 	uint32_t size = LO_SEGMENT_BYTES;
 	unsigned short types[] = { IFLA_GSO_MAX_SIZE, IFLA_GSO_IPV4_MAX_SIZE };
@@ -158,21 +165,9 @@ static int raise_loopback_segments(int nl, int lo_index, uint32_t seq)
 	req.nh.nlmsg_seq = seq;
 	req.ifi.ifi_family = AF_UNSPEC;
 	req.ifi.ifi_index = lo_index;
-	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-		struct rtattr *rta = (struct rtattr *)((char *)&req + NLMSG_ALIGN(req.nh.nlmsg_len));
-
-		rta->rta_type = types[i];
-		rta->rta_len = (unsigned short)RTA_LENGTH(sizeof(size));
-		memcpy(RTA_DATA(rta), &size, sizeof(size));
-		req.nh.nlmsg_len = NLMSG_ALIGN(req.nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
-	}
-	for (;;) {
-		if (sendto(nl, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) >= 0)
-			break;
-		if (errno != EINTR)
-			return -errno;
-	}
-	return read_ack(nl, seq);
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		add_attr(&req.nh, types[i], &size, sizeof(size));
+	return request(nl, &req.nh);
 }
 
 /* Does the namespace have IPv6 on loopback? Not when the kernel has no IPv6, nor when it
