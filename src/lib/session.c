@@ -221,11 +221,12 @@ int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err
 	if (s->recorded_claimed) {
 		_cleanup_free_ char *list = NULL;
 		size_t list_len = 0;
-		bool same = ab_workspace_recorded_list_unchanged(&s->ws, s->start_fingerprint) == 1;
+		int listed = ab_workspace_recorded_list_unchanged(&s->ws, s->start_fingerprint);
+		bool same = listed == 1;
 
-		/* One stat per entry the recorded walk listed; else the walk itself, which lists
-		 * the entries for the next run's end. */
-		if (!same && ab_tree_fingerprint_listed(s->ws.upper, &now, &newest_ctime_ns, &list, &list_len) == 0 &&
+		/* One stat per entry the recorded walk listed, which also tells a change (0); without
+		 * a usable list (-1), the walk itself, which lists the entries for the next end. */
+		if (listed < 0 && ab_tree_fingerprint_listed(s->ws.upper, &now, &newest_ctime_ns, &list, &list_len) == 0 &&
 		    now == s->start_fingerprint) {
 			same = true;
 			if (list)

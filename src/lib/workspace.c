@@ -234,9 +234,10 @@ int ab_workspace_recorded_list_unchanged(const struct ab_workspace *ws, uint64_t
 	list_len = len - (size_t)(nl + 1 - text);
 	if (n != list_len)
 		return -1;
-	if (ab_tree_fingerprint_of_list(ws->upper, nl + 1, list_len, &now) < 0)
-		return 0;
-	return now == fingerprint;
+	int r = ab_tree_fingerprint_of_list(ws->upper, nl + 1, list_len, &now);
+	if (r == -EINVAL)
+		return -1; /* not a listing (malformed, or naming paths outside upper) */
+	return r == 0 && now == fingerprint; /* an entry gone or unreadable: changed */
 }
 
 int ab_workspace_recorded_forget(const struct ab_workspace *ws)

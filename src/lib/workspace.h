@@ -88,7 +88,8 @@ void ab_workspace_recorded_unclaim(const struct ab_workspace *ws, uint64_t finge
 /* The listing of the walk that took the recorded fingerprint (fingerprint.h), kept with it
  * so that the end of a run can check upper with one stat per entry instead of a walk.
  * save is best-effort; unchanged returns 1 when the listed entries still have the
- * fingerprint, 0 when they do not (the end then walks), -1 when there is no such listing. */
+ * fingerprint, 0 when they do not (upper changed: no walk needed to know it), -1 when there
+ * is no usable listing (the end then walks upper to tell). */
 void ab_workspace_recorded_list_save(const struct ab_workspace *ws, uint64_t fingerprint, const char *list,
 				     size_t list_len);
 int ab_workspace_recorded_list_unchanged(const struct ab_workspace *ws, uint64_t fingerprint);

@@ -18,8 +18,6 @@ int ab_dir_for_each(int fd, int (*fn)(const char *name, unsigned char d_type, vo
 {
 	char buf[4096] __attribute__((aligned(8)));
 
-	if (lseek(fd, 0, SEEK_SET) < 0)
-		return -errno;
 	for (;;) {
 		long got = syscall(SYS_getdents64, fd, buf, sizeof(buf));
 

@@ -4,9 +4,10 @@
 #ifndef AB_DIRENTS_H
 #define AB_DIRENTS_H
 
-/* Calls fn for every entry of the directory open at fd but "." and "..", from its start
- * (the offset of fd's open file is moved). fn's non-zero return stops the reading and is
- * returned. Returns 0, fn's value, or -errno. */
+/* Calls fn for every entry of the directory open at fd but "." and "..", from where fd's
+ * open file stands (a directory just opened: its start; every caller passes one), and
+ * leaves it at the end. fn's non-zero return stops the reading and is returned. Returns
+ * 0, fn's value, or -errno. */
 int ab_dir_for_each(int fd, int (*fn)(const char *name, unsigned char d_type, void *data), void *data);
 
 #endif
