@@ -423,7 +423,9 @@ int ab_egress_hand_listeners(struct ab_egress *eg, struct ab_proxy_listener *lis
 	eg->pid = -1;
 	if (msg[0])
 		return ab_error_set(err, 0, "the egress proxy could not start: %s", msg);
-	if (r < 0)
+	/* EPIPE and ECONNRESET only say that the proxy was gone before the send: its exit is
+	 * the news, and the race decides which of the two the caller would otherwise see. */
+	if (r < 0 && r != -EPIPE && r != -ECONNRESET)
 		return ab_error_set(err, -r, "cannot hand the listeners to the egress proxy");
 	return ab_error_set(err, 0, "the egress proxy could not start: it exited during start-up");
 }

@@ -1169,6 +1169,22 @@ static void test_egress(void)
 	ok(reaped(pid) && eg.pid == -1, "egress: and is reaped");
 	ab_egress_stop(&eg);
 
+	/* The same, with the proxy surely gone before the hand-over: the send meets a closed
+	 * socket (EPIPE), and the error is still the proxy's exit, not the broken pipe. */
+	r = ab_egress_spawn(&cfg, dir, &eg, &err);
+	pid = eg.pid;
+	if (r == 0) {
+		siginfo_t si = { 0 };
+		waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT);
+	}
+	make_listeners(ls);
+	if (r == 0)
+		r = ab_egress_hand_listeners(&eg, ls, 2, &err);
+	ok(r < 0 && strstr(err.msg, "exited during start-up") != NULL,
+	   "egress: a proxy already dead at the hand-over says it exited (%s)", err.msg);
+	ok(reaped(pid) && eg.pid == -1, "egress: and is reaped");
+	ab_egress_stop(&eg);
+
 	/* Nothing to hand to: the listeners are still closed. */
 	make_listeners(ls);
 	r = ab_egress_hand_listeners(&eg, ls, 2, &err);
