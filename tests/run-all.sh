@@ -87,6 +87,14 @@ if [ "$(id -u)" -eq 0 ]; then
 		env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$tmp_user" USER="$user" TMPDIR="$tmp_user" \
 		AB="$stage/agentbox" PROBE="$stage/probe" AB_MUST_WORK="${AB_MUST_WORK:-}" \
 		AB_TEST_ROOTFS="${AB_TEST_ROOTFS:-}"
+	# Unit tests of file-system work whose permissions differ for a user (read-only
+	# directories, owners), run again as that user.
+	echo "== unit tests as $user"
+	for t in test-layer; do
+		cp "$B/tests/$t" "$stage/$t" && chmod 755 "$stage/$t"
+		run_tap "unit($user)/$t" setpriv --reuid="$user" --regid="$user" --init-groups \
+			env -i PATH=/usr/bin:/bin HOME="$tmp_user" TMPDIR="$tmp_user" "$stage/$t"
+	done
 	rm -rf "$tmp_root" "$tmp_user"
 else
 	run_integration "$(id -un)" env AB="$stage/agentbox" PROBE="$stage/probe"

@@ -36,20 +36,21 @@ static bool use_color(void)
 	return isatty(STDOUT_FILENO) && !(nc && *nc);
 }
 
-/* The upper directory of a copy-on-write sandbox of that name, or NULL. */
-static char *upper_of(const struct ab_state *st)
+/* The upper directory of a copy-on-write sandbox of that name and the run's layer over it,
+ * or NULLs. */
+static void changes_dirs_of(const struct ab_state *st, char **upper, char **layer)
 {
 	struct ab_workspace ws = { .lock_fd = -1 };
 	struct ab_error ignored;
-	char *upper = NULL;
 
+	*upper = *layer = NULL;
 	if (!st->workspace_mode || strcmp(st->workspace_mode, "cow") != 0)
-		return NULL;
+		return;
 	if (ab_workspace_open(st->name, NULL, &ws, &ignored) >= 0) {
-		upper = ws.upper ? strdup(ws.upper) : NULL;
+		*upper = ws.upper ? strdup(ws.upper) : NULL;
+		*layer = ws.layer ? strdup(ws.layer) : NULL;
 		ab_workspace_close(&ws);
 	}
-	return upper;
 }
 
 static void command_line(const struct ab_state *st, char *buf, size_t size)
@@ -237,7 +238,7 @@ int cmd_ps(int argc, char **argv)
 			ab_state_free(&st);
 			continue;
 		}
-		ab_usage_read(&st, NULL, &u);
+		ab_usage_read(&st, NULL, NULL, &u);
 		if (json) {
 			json_object_array_add(arr, state_json(&st, &u, false));
 		} else {
@@ -313,8 +314,9 @@ static int load_with_usage(const char *cmd, int argc, char **argv, struct ab_sta
 		fprintf(stderr, "agentbox: %s\n", err.msg);
 		return -1;
 	}
-	_cleanup_free_ char *upper = upper_of(st);
-	ab_usage_read(st, upper, u);
+	_cleanup_free_ char *upper = NULL, *layer = NULL;
+	changes_dirs_of(st, &upper, &layer);
+	ab_usage_read(st, upper, layer, u);
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 
 #include "../lib/apply.h"
 #include "../lib/diffout.h"
+#include "../lib/layer.h"
 #include "../lib/session.h"
 #include "../lib/snapshot.h"
 #include "../lib/workspace.h"
@@ -76,6 +77,7 @@ int cmd_diff(int argc, char **argv)
 	struct ab_error err = { 0 };
 	struct ab_change *changes = NULL;
 	size_t n = 0;
+	char *view = NULL;
 	enum ab_diff_format fmt = AB_DIFF_TEXT;
 	const char *color = "auto", *name = NULL;
 	const char *const *paths = NULL;
@@ -115,13 +117,16 @@ int cmd_diff(int argc, char **argv)
 		return usage_error("diff", "unknown colour mode '%s': use auto, always or never", color);
 	if (open_locked(name, false, &ws, &err) < 0)
 		return fail(&err);
-	if (ab_changes_collect(ws.upper, ws.project, paths, n_paths, &changes, &n, &err) < 0 ||
-	    ab_diff_write(stdout, changes, n, ws.upper, ws.project, fmt, want_color(color), &err) < 0) {
+	/* While a command runs, its changes are in a layer over upper: a view folds them. */
+	if (ab_layer_view(&ws, &view, &err) < 0 ||
+	    ab_changes_collect(view, ws.project, paths, n_paths, &changes, &n, &err) < 0 ||
+	    ab_diff_write(stdout, changes, n, view, ws.project, fmt, want_color(color), &err) < 0) {
 		rc = fail(&err);
 		goto out;
 	}
 	rc = 0;
 out:
+	ab_layer_view_release(&ws, view);
 	ab_changes_free(changes, n);
 	ab_workspace_close(&ws);
 	return rc;

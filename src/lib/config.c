@@ -984,6 +984,7 @@ void ab_config_free(struct ab_config *cfg)
 	free(cfg->home);
 	ab_strv_free(cfg->masks);
 	free(cfg->overlay_upper);
+	free(cfg->overlay_middle);
 	free(cfg->overlay_work);
 	ab_mask_hits_free(cfg->mask_hits, cfg->n_mask_hits);
 	free(cfg->net_rules);

@@ -137,6 +137,7 @@ struct ab_config {
 
 	/* Filled by the front end after parsing, before the clone: */
 	char *overlay_upper; /* cow: the sandbox's upper and work directories */
+	char *overlay_middle; /* and when set, a lower layer between upper and the project */
 	char *overlay_work;
 	struct ab_mask_hit *mask_hits; /* the project's entries that the masks match */
 	size_t n_mask_hits;

@@ -26,9 +26,6 @@ struct walk {
 	uint64_t sum;
 	uint64_t count;
 	int64_t newest_ctime_ns;
-	char *list;      /* with a listing: every entry's path, NUL-terminated, in walk order */
-	size_t list_len, list_cap;
-	bool list_failed;
 	char path[4096];
 };
 
@@ -57,20 +54,6 @@ static void add_entry(struct walk *w, size_t path_len, const struct stat *st)
 	w->count++;
 	if (ctime_ns > w->newest_ctime_ns)
 		w->newest_ctime_ns = ctime_ns;
-	if (w->list && !w->list_failed) {
-		if (w->list_len + path_len + 1 > w->list_cap) {
-			size_t cap = w->list_cap * 2 + path_len + 1;
-			char *grown = cap <= AB_FINGERPRINT_LIST_MAX ? realloc(w->list, cap) : NULL;
-			if (!grown) {
-				w->list_failed = true;
-				return;
-			}
-			w->list = grown;
-			w->list_cap = cap;
-		}
-		memcpy(w->list + w->list_len, w->path, path_len + 1);
-		w->list_len += path_len + 1;
-	}
 }
 
 static int walk_dir(struct walk *w, int dfd, size_t len, int depth);
@@ -145,78 +128,6 @@ int ab_tree_fingerprint(const char *dir, uint64_t *fingerprint, int64_t *newest_
 	struct walk w = { .newest_ctime_ns = 0 };
 
 	return fingerprint_walk(&w, dir, fingerprint, newest_ctime_ns);
-}
-
-int ab_tree_fingerprint_listed(const char *dir, uint64_t *fingerprint, int64_t *newest_ctime_ns, char **list,
-			       size_t *list_len)
-{
-	struct walk w = { .newest_ctime_ns = 0, .list_cap = 4096 };
-	int r;
-
-	*list = NULL;
-	*list_len = 0;
-	if (!(w.list = malloc(w.list_cap)))
-		return -ENOMEM;
-	r = fingerprint_walk(&w, dir, fingerprint, newest_ctime_ns);
-	if (r == 0 && !w.list_failed) {
-		*list = w.list;
-		*list_len = w.list_len;
-	} else {
-		free(w.list);
-	}
-	return r;
-}
-
-/* "/a/b": components that are names (not empty, ".", ".."), so that a listing names
- * only entries beneath the top. */
-static bool listed_path_ok(const char *path)
-{
-	for (const char *c = path; *c == '/';) {
-		const char *next = strchr(c + 1, '/');
-		size_t n = next ? (size_t)(next - c - 1) : strlen(c + 1);
-
-		if (n == 0 || (n == 1 && c[1] == '.') || (n == 2 && c[1] == '.' && c[2] == '.'))
-			return false;
-		if (!next)
-			return true;
-		c = next;
-	}
-	return false;
-}
-
-int ab_tree_fingerprint_of_list(const char *dir, const char *list, size_t list_len, uint64_t *fingerprint)
-{
-	struct walk w = { .newest_ctime_ns = 0 };
-	struct stat st;
-	int dfd, r = 0;
-
-	if (list_len == 0 || list[list_len - 1] != '\0' || list[0] != '\0')
-		return -EINVAL; /* not a listing: the top comes first, as "" */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	for (size_t off = 0; off < list_len;) {
-		const char *path = list + off;
-		size_t len = strlen(path);
-
-		off += len + 1;
-		if (len >= sizeof(w.path) || (len > 0 && !listed_path_ok(path)) || (len == 0 && off > 1)) {
-			r = -EINVAL;
-			break;
-		}
-		/* The top by its descriptor, the rest by their paths beneath it (relative, the
-		 * leading '/' left out); the last component is never followed. */
-		if (len == 0 ? fstat(dfd, &st) < 0 : fstatat(dfd, path + 1, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			r = -errno;
-			break;
-		}
-		memcpy(w.path, path, len + 1);
-		add_entry(&w, len, &st);
-	}
-	close(dfd);
-	if (r == 0)
-		*fingerprint = mix(w.sum ^ mix(w.count));
-	return r;
 }
 
 int ab_fingerprint_is_reliable(int64_t newest_ctime_ns, int64_t now_ns)

@@ -1,6 +1,8 @@
-/* The copy-on-write workspace: the project is the read-only lower layer, the sandbox's own
- * upper directory takes every change. "userxattr" because the mount is made inside a user
- * namespace, where overlay keeps its markers in user.overlay.* attributes.
+/* The copy-on-write workspace: the project is the read-only lower layer, and the run's own
+ * layer (layer.h) the upper directory, which takes every change; between the two, the
+ * sandbox's earlier changes are a read-only layer of their own. "userxattr" because the
+ * mount is made inside a user namespace, where overlay keeps its markers in
+ * user.overlay.* attributes.
  *
  * Creating an overlay superblock costs most of a millisecond on an ordinary disk, nearly
  * all of it the kernel probing the work directory (it removes and recreates work/work and
@@ -35,6 +37,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -168,6 +171,44 @@ static int set_dir_layer(int fs_fd, const char *fd_key, const char *path_key, co
 	}
 	return r == 0 ? 0 : set_layer(fs_fd, path_key, path);
 }
+
+/* The lower layers, top first: the middle one when there is one (the sandbox's earlier
+ * changes, under the run's own layer), then the project. By descriptors where overlayfs
+ * takes them, else both paths in one value. */
+static int set_lowers(int fs_fd, const struct ab_config *cfg)
+{
+	char value[6 * PATH_MAX + 2];
+	size_t used;
+	int mid, low, r = -1, e;
+
+	if (!cfg->overlay_middle)
+		return set_dir_layer(fs_fd, "lowerdir+", "lowerdir", cfg->workspace);
+	mid = open(cfg->overlay_middle, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mid >= 0 && fsconfig(fs_fd, FSCONFIG_SET_FD, "lowerdir+", NULL, mid) == 0) {
+		low = open(cfg->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		r = low >= 0 ? fsconfig(fs_fd, FSCONFIG_SET_FD, "lowerdir+", NULL, low) : -1;
+		e = errno;
+		if (low >= 0)
+			close(low);
+		close(mid);
+		errno = e;
+		return r;
+	}
+	if (mid >= 0)
+		close(mid);
+	if (escaped_path(value, sizeof(value), "", cfg->overlay_middle) < 0 ||
+	    (used = strlen(value)) + 1 >= sizeof(value)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	value[used++] = ':';
+	value[used] = '\0';
+	if (append_escaped(value, sizeof(value), &used, cfg->workspace) < 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return fsconfig(fs_fd, FSCONFIG_SET_STRING, "lowerdir", value, 0);
+}
 #endif
 
 void ab_overlay_begin(const struct ab_config *cfg)
@@ -182,7 +223,7 @@ void ab_overlay_begin(const struct ab_config *cfg)
 	pending.begun = true;
 	/* A layer refused here is reported by ab_overlay_mount, in the kernel's words. */
 	if (fsconfig(pending.fs_fd, FSCONFIG_SET_STRING, "source", "overlay", 0) < 0 ||
-	    set_dir_layer(pending.fs_fd, "lowerdir+", "lowerdir", cfg->workspace) < 0 ||
+	    set_lowers(pending.fs_fd, cfg) < 0 ||
 	    set_dir_layer(pending.fs_fd, "upperdir", "upperdir", cfg->overlay_upper) < 0 ||
 	    set_dir_layer(pending.fs_fd, "workdir", "workdir", cfg->overlay_work) < 0 ||
 	    fsconfig(pending.fs_fd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0) {
@@ -229,11 +270,19 @@ static void context_message(int fs_fd, char *buf, size_t size)
 static int mount_classic(const struct ab_config *cfg, const char *old_root, const char *disk_root,
 			 const char *dst, struct ab_error *err)
 {
-	char lower[3 * PATH_MAX], upper[3 * PATH_MAX], work[3 * PATH_MAX], opts[9 * PATH_MAX + 64];
+	char lower[6 * PATH_MAX + 2], project[3 * PATH_MAX], upper[3 * PATH_MAX], work[3 * PATH_MAX],
+		opts[12 * PATH_MAX + 64];
 	/* With --disk-limit the changes live in the sandbox's own disk space while it runs. */
 	bool in_disk = cfg->limits.disk && disk_root;
 
-	if (escaped_path(lower, sizeof(lower), old_root, cfg->workspace) < 0 ||
+	lower[0] = '\0';
+	/* Top first: the sandbox's earlier changes, when the run has a layer of its own. */
+	if (cfg->overlay_middle && !in_disk &&
+	    (escaped_path(lower, sizeof(lower) - 1, old_root, cfg->overlay_middle) < 0 || !strcat(lower, ":")))
+		return ab_error_set(err, ENAMETOOLONG, "cannot mount the copy-on-write workspace '%s'",
+				    cfg->workspace);
+	if (escaped_path(project, sizeof(project), old_root, cfg->workspace) < 0 ||
+	    strlen(lower) + strlen(project) >= sizeof(lower) || !strcat(lower, project) ||
 	    escaped_path(upper, sizeof(upper), in_disk ? disk_root : old_root,
 			 in_disk ? "/upper" : cfg->overlay_upper) < 0 ||
 	    escaped_path(work, sizeof(work), in_disk ? disk_root : old_root,

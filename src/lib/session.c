@@ -3,13 +3,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +15,7 @@
 #include "../shared/strutil.h"
 #include "apply.h"
 #include "fingerprint.h"
+#include "layer.h"
 #include "snapshot.h"
 #include "state.h"
 
@@ -72,23 +71,6 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void wait_for_last_init(const struct ab_workspace *ws)
-{
-	pid_t init_pid = 0;
-	int fd;
-
-	if (ab_workspace_running(ws, NULL, &init_pid) <= 0 || init_pid <= 0)
-		return;
-	fd = (int)syscall(SYS_pidfd_open, init_pid, 0);
-	if (fd < 0)
-		return;
-	/* A pidfd reads as ready once the process has exited, namespaces and all. */
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	while (poll(&p, 1, 10000) < 0 && errno == EINTR)
-		;
-	close(fd);
-}
-
 int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_error *err)
 {
 	char path[4096];
@@ -114,30 +96,37 @@ int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_erro
 				    cfg->name);
 	/* The last run's init may still be ending (its exit unmounts the overlay of this upper
 	 * directory, and nobody waited for it): wait for it, a few milliseconds at most. */
-	wait_for_last_init(&s->ws);
+	ab_workspace_wait_last_init(&s->ws);
 	/* Shared: diff and snapshot may read while we run; apply, rollback and discard wait. */
 	if ((r = ab_workspace_lock(&s->ws, false, err)) < 0)
 		return r;
 	if ((r = ab_session_save_masks(&s->ws, cfg->masks, cfg->n_masks, err)) < 0)
 		return r;
+	/* The run writes to its own layer over upper (layer.h), empty as it starts: one left
+	 * by a run that never reached its end is folded in first. --disk-limit runs write to
+	 * the sandbox's own tmpfs instead, a copy of upper that replaces it at the end. */
+	s->layered = !cfg->limits.disk;
+	if (!s->ws.layer_empty && (r = ab_layer_recover(&s->ws, false, err)) < 0)
+		return r;
 	/* Whether this run needs its own automatic snapshot, decided here, before the
 	 * sandbox's process is cloned, rather than in ab_session_prepare: done there it would
 	 * compete for the CPU with the sandbox's init just woken on it (the copy, when one is
 	 * needed, still overlaps the building of the sandbox). Upper's fingerprint for it is
-	 * the one the last run's end recorded, when that end was the last thing to touch upper
-	 * (whatever else changes upper drops the record, and a run that never reached its end
-	 * left it marked); else one walk of upper. */
+	 * the one recorded by the last end that changed upper (whatever else changes upper
+	 * drops the record); else one walk of upper. */
 	int64_t newest_ctime_ns;
-	s->recorded_claimed = ab_workspace_recorded_claim(&s->ws, &s->start_fingerprint, &s->recorded_changes) == 0;
-	s->have_start_fingerprint = s->recorded_claimed ||
+	s->recorded_valid = ab_workspace_recorded_get(&s->ws, &s->start_fingerprint, &s->recorded_changes) == 0;
+	s->have_start_fingerprint = s->recorded_valid ||
 				    ab_tree_fingerprint(s->ws.upper, &s->start_fingerprint, &newest_ctime_ns) == 0;
 	s->auto_reused = s->have_start_fingerprint &&
 			 ab_snapshot_reuse_automatic_at(&s->ws, s->start_fingerprint, &s->auto_snapshot) == 1;
 	free(cfg->overlay_upper);
+	free(cfg->overlay_middle);
 	free(cfg->overlay_work);
-	cfg->overlay_upper = strdup(s->ws.upper);
+	cfg->overlay_upper = strdup(s->layered ? s->ws.layer : s->ws.upper);
+	cfg->overlay_middle = s->layered ? strdup(s->ws.upper) : NULL;
 	cfg->overlay_work = strdup(s->ws.work);
-	if (!cfg->overlay_upper || !cfg->overlay_work)
+	if (!cfg->overlay_upper || !cfg->overlay_work || (s->layered && !cfg->overlay_middle))
 		return ab_error_set(err, ENOMEM, "cannot prepare the workspace of '%s'", cfg->name);
 	return 0;
 }
@@ -215,31 +204,19 @@ int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err
 	int r;
 
 	*n_changes = 0;
-	/* Upper as the last recorded end left it, when this run began and still now: the
-	 * command changed nothing (tests, builds that write outside the project, questions
-	 * to the agent), and everything upper holds was recorded then. */
-	if (s->recorded_claimed) {
-		_cleanup_free_ char *list = NULL;
-		size_t list_len = 0;
-		int listed = ab_workspace_recorded_list_unchanged(&s->ws, s->start_fingerprint);
-		bool same = listed == 1;
-
-		/* One stat per entry the recorded walk listed, which also tells a change (0); without
-		 * a usable list (-1), the walk itself, which lists the entries for the next end. */
-		if (listed < 0 && ab_tree_fingerprint_listed(s->ws.upper, &now, &newest_ctime_ns, &list, &list_len) == 0 &&
-		    now == s->start_fingerprint) {
-			same = true;
-			if (list)
-				ab_workspace_recorded_list_save(&s->ws, now, list, list_len);
-		}
-		if (same) {
-			ab_workspace_recorded_unclaim(&s->ws, s->start_fingerprint, s->recorded_changes);
-			*n_changes = s->recorded_changes;
-			return 0;
-		}
+	/* The command changed nothing (tests, builds that write outside the project,
+	 * questions to the agent): upper is as the recorded end left it. */
+	int empty = s->layered ? ab_layer_is_empty(s->ws.layer) : 1;
+	if (s->layered && empty == 1 && s->recorded_valid) {
+		*n_changes = s->recorded_changes;
+		return 0;
 	}
+	/* The record goes before upper changes: an end cut short is never taken for the
+	 * recorded state, and the next command finishes the fold. */
 	if ((r = ab_workspace_recorded_forget(&s->ws)) < 0)
 		return ab_error_set(err, -r, "cannot void '%s/recorded'", s->ws.dir);
+	if (empty != 1 && (r = ab_layer_fold(s->ws.layer, s->ws.upper, s->ws.project, err)) < 0)
+		return r;
 	/* Metadata only: the end of every run must not read back every byte the sandbox has
 	 * changed so far. A file that was only copied up (opened for writing, left as it was)
 	 * is still recorded, with the host's side as it was then, which is what its copy
@@ -255,19 +232,11 @@ int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err
 	ab_changes_free(changes, n);
 	if (r < 0)
 		return r;
-	/* Kept only when the fingerprint can vouch for the tree (fingerprint.h): a command
-	 * that wrote just before it ended leaves that to the next run's end. */
-	{
-		_cleanup_free_ char *list = NULL;
-		size_t list_len = 0;
-
-		if (ab_tree_fingerprint_listed(s->ws.upper, &now, &newest_ctime_ns, &list, &list_len) == 0 &&
-		    ab_fingerprint_is_reliable(newest_ctime_ns, now_ns())) {
-			if (list)
-				ab_workspace_recorded_list_save(&s->ws, now, list, list_len);
-			ab_workspace_recorded_set(&s->ws, now, *n_changes);
-		}
-	}
+	/* Kept only when the fingerprint can vouch for the tree (fingerprint.h): an upper
+	 * changed just before this leaves that to the next end. */
+	if (ab_tree_fingerprint(s->ws.upper, &now, &newest_ctime_ns) == 0 &&
+	    ab_fingerprint_is_reliable(newest_ctime_ns, now_ns()))
+		ab_workspace_recorded_set(&s->ws, now, *n_changes);
 	return 0;
 }
 

@@ -19,9 +19,10 @@ struct ab_session {
 	int64_t started_ns; /* wall clock when the run began */
 	bool have_start_fingerprint;
 	uint64_t start_fingerprint; /* upper's, when the run began (fingerprint.h) */
-	bool recorded_claimed;      /* ... as the last recorded end left it (no walk needed) */
+	bool recorded_valid;        /* ... as the last recorded end left it (no walk needed) */
 	size_t recorded_changes;    /* the changes that end counted */
 	pid_t init_pid;     /* the sandbox's init, once started */
+	bool layered;       /* the run writes to its own layer over upper (layer.h) */
 };
 
 /* Picks the sandbox (cfg->name, or the project's directory name, made unique), opens or
@@ -34,10 +35,10 @@ int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_erro
 int ab_session_prepare(struct ab_session *s, struct ab_error *err);
 /* Records the running sandbox's init, so snapshots can freeze it. */
 void ab_session_started(struct ab_session *s, pid_t init_pid);
-/* Ends the run: records the host's side and keeps the bases of what changed, and counts
- * the changes; nothing to do when upper is as the last recorded end left it, at the
- * run's start and still now. The record of the run's processes stays: its init may
- * still be ending (see ab_workspace_running). */
+/* Ends the run: folds the run's layer into upper, records the host's side and keeps the
+ * bases of what changed, and counts the changes; nothing to do when the run wrote nothing
+ * and upper is as the last recorded end left it. The record of the run's processes stays:
+ * its init may still be ending (see ab_workspace_running). */
 int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err);
 void ab_session_close(struct ab_session *s);
 

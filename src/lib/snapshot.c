@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <poll.h>
 #include <search.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include "../shared/strutil.h"
 #include "config.h"
 #include "fingerprint.h"
+#include "layer.h"
 #include "freeze.h"
 
 #define META_MAX (64 * 1024)
@@ -646,6 +648,27 @@ int ab_workspace_running(const struct ab_workspace *ws, pid_t *agentbox_pid, pid
 	return 1;
 }
 
+void ab_workspace_wait_last_init(const struct ab_workspace *ws)
+{
+	_cleanup_free_ char *path = NULL;
+	unsigned long long a_start = 0;
+	int a = 0, i = 0, fd;
+
+	if (asprintf(&path, "%s/running", ws->dir) < 0 || read_running(path, &a, &i, &a_start) <= 0 || i <= 0)
+		return;
+	/* Nearly always gone: reaped (the pidfd's ESRCH says so), or a zombie (its pidfd reads
+	 * as ready: it has exited, namespaces and all). Else the pidfd holds the pid, and the
+	 * process is checked to be a sandbox's init before it is waited for. */
+	fd = (int)syscall(SYS_pidfd_open, i, 0);
+	if (fd < 0)
+		return;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, 0) == 0 && init_alive(i))
+		while (poll(&p, 1, 10000) < 0 && errno == EINTR)
+			;
+	close(fd);
+}
+
 static int refuse_running(struct ab_workspace *ws, struct ab_error *err)
 {
 	int r = ab_workspace_running(ws, NULL, NULL);
@@ -727,9 +750,12 @@ static void empty_trash(struct ab_workspace *ws)
 	(void)trash_later(ws, aside);
 }
 
+/* A snapshot being made, in the sandbox's directory: .snapshot-NAME-PID */
+#define SNAPSHOT_TMP ".snapshot-"
+
 /* What ab_workspace_recover looks for in a sandbox's directory. */
 struct sandbox_entries {
-	bool upper, upper_new, upper_old, trash, work, base, snapshots;
+	bool upper, upper_new, upper_old, trash, work, base, snapshots, views, old_list, snapshot_tmp;
 };
 
 static int note_sandbox_entry(const char *name, unsigned char d_type, void *data)
@@ -753,6 +779,12 @@ static int note_sandbox_entry(const char *name, unsigned char d_type, void *data
 		has->base = dir;
 	else if (!strcmp(name, "snapshots"))
 		has->snapshots = dir;
+	else if (ab_startswith(name, "view-"))
+		has->views = true;
+	else if (ab_startswith(name, SNAPSHOT_TMP))
+		has->snapshot_tmp = true;
+	else if (!strcmp(name, "recorded-list"))
+		has->old_list = true; /* an earlier version's end check: runs now have a layer */
 	return 0;
 }
 
@@ -792,19 +824,31 @@ int ab_workspace_recover(struct ab_workspace *ws, struct ab_error *err)
 		return ab_error_set(err, -r, "cannot remove the leftover '%s'", old);
 	if (has.trash)
 		empty_trash(ws);
+	if (has.old_list) {
+		char list[4200];
+		snprintf(list, sizeof(list), "%s/recorded-list", ws->dir);
+		(void)unlink(list);
+	}
 	if ((!has.upper && (r = ensure_dir(ws->upper, err)) < 0) || (!has.work && (r = ensure_dir(ws->work, err)) < 0) ||
 	    (!has.base && (r = ensure_dir(ws->base, err)) < 0) || (!has.snapshots && (r = ensure_dir(snaps, err)) < 0))
 		return r;
-	dfd = open(snaps, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0)
-		return ab_error_set(err, errno, "cannot open '%s'", snaps);
-	r = read_names(dfd, &names, &n);
-	if (r < 0)
-		return ab_error_set(err, -r, "cannot read '%s'", snaps);
-	for (size_t i = 0; i < n && r >= 0; i++)
-		if (ab_startswith(names[i], ".tmp-") && (r = ab_remove_tree(dfd, names[i], false)) < 0)
-			ab_error_set(err, -r, "cannot remove the leftover '%s/%s'", snaps, names[i]);
-	free_names(names, n);
+	/* After upper is whole again: a run's layer left unfolded goes into it. */
+	if ((r = ab_layer_recover(ws, has.views, err)) < 0)
+		return r;
+	/* Snapshots being made when the crash came (they are made beside the snapshots, and
+	 * renamed in among them whole). */
+	if (has.snapshot_tmp) {
+		dfd = open(ws->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0)
+			return ab_error_set(err, errno, "cannot open '%s'", ws->dir);
+		r = read_names(dfd, &names, &n);
+		if (r < 0)
+			return ab_error_set(err, -r, "cannot read '%s'", ws->dir);
+		for (size_t i = 0; i < n && r >= 0; i++)
+			if (ab_startswith(names[i], SNAPSHOT_TMP) && (r = ab_remove_tree(dfd, names[i], false)) < 0)
+				ab_error_set(err, -r, "cannot remove the leftover '%s/%s'", ws->dir, names[i]);
+		free_names(names, n);
+	}
 	return r;
 }
 
@@ -1217,8 +1261,11 @@ int ab_snapshot_create(struct ab_workspace *ws, const char *name, bool automatic
 	_cleanup_free_ char *chosen = NULL;
 	_cleanup_free_ char *tmp = NULL;
 	_cleanup_free_ char *tmp_upper = NULL;
+	_cleanup_free_ char *tmp_layer = NULL;
 	_cleanup_free_ char *final = NULL;
 	struct ab_snapshot_info *v = NULL, info = { 0 };
+	uint64_t layer_bytes;
+	bool live_layer;
 	struct ab_frozen frozen = { 0 };
 	size_t n = 0;
 	pid_t init_pid = 0;
@@ -1265,8 +1312,10 @@ int ab_snapshot_create(struct ab_workspace *ws, const char *name, bool automatic
 		}
 	}
 
-	/* Per process: snapshots may be taken under a shared lock, two at a time. */
-	if (asprintf(&tmp, "%s/.tmp-%s-%d", snaps, chosen, (int)getpid()) < 0 ||
+	/* Per process: snapshots may be taken under a shared lock, two at a time. Beside the
+	 * snapshots, not among them: the one read of the sandbox's directory that every start
+	 * makes finds what a crash left. */
+	if (asprintf(&tmp, "%s/" SNAPSHOT_TMP "%s-%d", ws->dir, chosen, (int)getpid()) < 0 ||
 	    asprintf(&tmp_upper, "%s/upper", tmp) < 0)
 		return ab_error_set(err, ENOMEM, "cannot create snapshot '%s'", chosen);
 	(void)remove_path(tmp);
@@ -1283,8 +1332,21 @@ int ab_snapshot_create(struct ab_workspace *ws, const char *name, bool automatic
 		goto fail;
 	}
 	info.created_ns = now_ns();
-	r = ab_copy_tree(ws->upper, tmp_upper, &info.bytes, err);
+	/* The running command's changes are in its layer over upper (layer.h): that is what
+	 * the freeze is for. upper itself does not change until the run's end, which waits for
+	 * this command's lock. Both copies are then folded as the run's end folds them. */
+	layer_bytes = 0;
+	live_layer = ab_layer_is_empty(ws->layer) == 0;
+	r = live_layer ? (asprintf(&tmp_layer, "%s/layer", tmp) < 0 ? ab_error_set(err, ENOMEM, "cannot snapshot") :
+				ab_copy_tree(ws->layer, tmp_layer, &layer_bytes, err)) : 0;
+	if (live_layer)
+		ab_thaw_sandbox(&frozen);
+	if (r >= 0)
+		r = ab_copy_tree(ws->upper, tmp_upper, &info.bytes, err);
 	ab_thaw_sandbox(&frozen);
+	if (r >= 0 && live_layer && (r = ab_layer_fold(tmp_layer, tmp_upper, ws->project, err)) >= 0 && rmdir(tmp_layer) < 0)
+		r = ab_error_set(err, errno, "cannot remove '%s'", tmp_layer);
+	info.bytes += layer_bytes;
 	if (r < 0) {
 		ab_error_wrap(err, "cannot snapshot sandbox '%s'", ws->name);
 		goto fail;

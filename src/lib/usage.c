@@ -162,7 +162,7 @@ static void net_bytes(pid_t init, struct ab_usage *u)
 	free(text);
 }
 
-void ab_usage_read(const struct ab_state *st, const char *data_upper, struct ab_usage *u)
+void ab_usage_read(const struct ab_state *st, const char *data_upper, const char *data_layer, struct ab_usage *u)
 {
 	struct ab_cgroup cg = { 0 };
 	bool from_cgroup = false;
@@ -199,10 +199,11 @@ void ab_usage_read(const struct ab_state *st, const char *data_upper, struct ab_
 		u->memory_max = st->limits.memory;
 	if (!u->pids_max)
 		u->pids_max = st->limits.pids;
-	if (data_upper) {
-		int fd = open(data_upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (int i = 0; i < 2; i++) {
+		const char *dir = i ? data_layer : data_upper;
+		int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 		if (fd >= 0)
-			u->disk = tree_bytes(fd, 0);
+			u->disk += tree_bytes(fd, 0);
 	}
 }
 

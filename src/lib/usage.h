@@ -23,9 +23,10 @@ struct ab_usage {
 	size_t n_pid_list;
 };
 
-/* Fills u for st (any status; only live sandboxes have processes). data_upper: the
- * copy-on-write upper directory, or NULL. */
-void ab_usage_read(const struct ab_state *st, const char *data_upper, struct ab_usage *u);
+/* Fills u for st (any status; only live sandboxes have processes). data_upper and
+ * data_layer: the copy-on-write upper directory and the run's layer over it (layer.h),
+ * or NULL. */
+void ab_usage_read(const struct ab_state *st, const char *data_upper, const char *data_layer, struct ab_usage *u);
 void ab_usage_free(struct ab_usage *u);
 /* "12.3m", "4g", "512k" */
 void ab_format_bytes(char *buf, size_t size, uint64_t bytes);

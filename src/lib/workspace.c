@@ -96,6 +96,7 @@ static void workspace_free(struct ab_workspace *ws)
 	free(ws->work);
 	free(ws->base);
 	free(ws->manifest);
+	free(ws->layer);
 	*ws = (struct ab_workspace){ .lock_fd = -1 };
 }
 
@@ -154,100 +155,13 @@ void ab_workspace_recorded_set(const struct ab_workspace *ws, uint64_t fingerpri
 	close(fd);
 }
 
-int ab_workspace_recorded_claim(const struct ab_workspace *ws, uint64_t *fingerprint, size_t *n_changes)
-{
-	char path[4096], text[64];
-	ssize_t len;
-	int fd, r = -1;
-
-	snprintf(path, sizeof(path), "%s/recorded", ws->dir);
-	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	len = pread(fd, text, sizeof(text) - 1, 0);
-	if (len > 0) {
-		text[len] = '\0';
-		/* Marked in place, one byte, no new file: a run that never reaches its end
-		 * (killed, a crash) leaves it unreadable, and the next run looks for itself. */
-		if (parse_recorded(text, (size_t)len, fingerprint, n_changes) == 0 && pwrite(fd, "!", 1, 0) == 1)
-			r = 0;
-	}
-	close(fd);
-	return r;
-}
-
-void ab_workspace_recorded_unclaim(const struct ab_workspace *ws, uint64_t fingerprint, size_t n_changes)
-{
-	char path[4096], text[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/recorded", ws->dir);
-	snprintf(text, sizeof(text), "%016llx %zu\n", (unsigned long long)fingerprint, n_changes);
-	fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	/* The same bytes as before the claim: only the mark goes. A write that fails leaves
-	 * the mark, and the next run walks upper itself. */
-	ssize_t w = pwrite(fd, text, strlen(text), 0);
-	(void)w;
-	close(fd);
-}
-
-/* recorded-list: "FINGERPRINT LENGTH\n", then the listing (fingerprint.h) of the walk that
- * took that fingerprint. Rewritten in place (a new file costs a new inode, the dearest
- * thing on the end's path); a torn or stale one is only a listing whose fingerprint
- * differs, and the end then walks upper. */
-void ab_workspace_recorded_list_save(const struct ab_workspace *ws, uint64_t fingerprint, const char *list,
-				     size_t list_len)
-{
-	char path[4096], head[64];
-	int fd, n;
-
-	snprintf(path, sizeof(path), "%s/recorded-list", ws->dir);
-	n = snprintf(head, sizeof(head), "%016llx %zu\n", (unsigned long long)fingerprint, list_len);
-	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
-	bool whole = pwrite(fd, head, (size_t)n, 0) == n && pwrite(fd, list, list_len, n) == (ssize_t)list_len &&
-		     ftruncate(fd, (off_t)n + (off_t)list_len) == 0;
-	/* Nothing rather than a listing cut short. */
-	if (!whole && ftruncate(fd, 0) < 0)
-		unlink(path);
-	close(fd);
-}
-
-int ab_workspace_recorded_list_unchanged(const struct ab_workspace *ws, uint64_t fingerprint)
-{
-	char path[4096];
-	_cleanup_free_ char *text = NULL;
-	size_t len = 0, list_len;
-	unsigned long long fp, n;
-	uint64_t now;
-	char *nl;
-
-	snprintf(path, sizeof(path), "%s/recorded-list", ws->dir);
-	if (ab_read_file(path, 64 + AB_FINGERPRINT_LIST_MAX, &text, &len) < 0)
-		return -1;
-	nl = memchr(text, '\n', len < 64 ? len : 64);
-	if (!nl || sscanf(text, "%16llx %llu", &fp, &n) != 2 || fp != fingerprint)
-		return -1;
-	list_len = len - (size_t)(nl + 1 - text);
-	if (n != list_len)
-		return -1;
-	int r = ab_tree_fingerprint_of_list(ws->upper, nl + 1, list_len, &now);
-	if (r == -EINVAL)
-		return -1; /* not a listing (malformed, or naming paths outside upper) */
-	return r == 0 && now == fingerprint; /* an entry gone or unreadable: changed */
-}
-
 int ab_workspace_recorded_forget(const struct ab_workspace *ws)
 {
 	char path[4096];
 	int fd, r = 0;
 
 	snprintf(path, sizeof(path), "%s/recorded", ws->dir);
-	/* Marked in place, as a run's claim marks it, so that the next record needs no new
-	 * file. */
+	/* Marked in place, so that the next record needs no new file. */
 	fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
@@ -263,7 +177,7 @@ static int set_paths(struct ab_workspace *ws, const char *name, const char *dir)
 	ws->dir = strdup(dir);
 	if (!ws->name || !ws->dir || asprintf(&ws->upper, "%s/upper", dir) < 0 ||
 	    asprintf(&ws->work, "%s/work", dir) < 0 || asprintf(&ws->base, "%s/base", dir) < 0 ||
-	    asprintf(&ws->manifest, "%s/manifest", dir) < 0)
+	    asprintf(&ws->manifest, "%s/manifest", dir) < 0 || asprintf(&ws->layer, "%s/layer", dir) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -349,7 +263,7 @@ static int create_sandbox(const char *sandboxes, const char *name, const char *p
 {
 	_cleanup_free_ char *tmp = NULL;
 	_cleanup_free_ char *final = NULL;
-	static const char *const subdirs[] = { "upper", "work", "base", "snapshots" };
+	static const char *const subdirs[] = { "upper", "work", "base", "snapshots", "layer" };
 	int r;
 
 	if (asprintf(&tmp, "%s/.new-%s-%d", sandboxes, name, (int)getpid()) < 0 ||

@@ -57,6 +57,8 @@ struct ab_workspace {
 	char *work;      /* dir/work */
 	char *base;      /* dir/base */
 	char *manifest;  /* dir/manifest */
+	char *layer;     /* dir/layer: the running command's own changes (layer.h) */
+	bool layer_empty; /* found empty (and there) by this process's recovery */
 	int lock_fd;     /* -1 when not locked */
 };
 
@@ -72,27 +74,15 @@ int ab_workspace_open_canonical(const char *name, const char *project, struct ab
 				struct ab_error *err);
 int ab_workspace_lock(struct ab_workspace *ws, bool exclusive, struct ab_error *err);
 void ab_workspace_close(struct ab_workspace *ws);
-/* The end of a run that finds upper as the last recorded end left it (same fingerprint
- * at the run's start and at its end) has nothing to record: these keep that state.
+/* The state of upper that the last end which changed it recorded (its fingerprint and
+ * the changes counted), kept while nothing changes upper: a run that writes nothing (its
+ * layer stays empty, layer.h) has nothing to record, and the next start needs no walk.
  * get returns 0, or -1 when there is none; set is best-effort (without it the next run's
  * end only does the full work); forget returns 0 or -errno, and a caller that is about to
  * change upper or the project must not go on when it fails. */
 int ab_workspace_recorded_get(const struct ab_workspace *ws, uint64_t *fingerprint, size_t *n_changes);
 void ab_workspace_recorded_set(const struct ab_workspace *ws, uint64_t fingerprint, size_t n_changes);
 int ab_workspace_recorded_forget(const struct ab_workspace *ws);
-/* For the run that begins: the recorded state (0, or -1 when there is none), and marked
- * as taken, so that a run that never ends leaves none; unclaim puts it back as it was,
- * for the end of a run that changed nothing. */
-int ab_workspace_recorded_claim(const struct ab_workspace *ws, uint64_t *fingerprint, size_t *n_changes);
-void ab_workspace_recorded_unclaim(const struct ab_workspace *ws, uint64_t fingerprint, size_t n_changes);
-/* The listing of the walk that took the recorded fingerprint (fingerprint.h), kept with it
- * so that the end of a run can check upper with one stat per entry instead of a walk.
- * save is best-effort; unchanged returns 1 when the listed entries still have the
- * fingerprint, 0 when they do not (upper changed: no walk needed to know it), -1 when there
- * is no usable listing (the end then walks upper to tell). */
-void ab_workspace_recorded_list_save(const struct ab_workspace *ws, uint64_t fingerprint, const char *list,
-				     size_t list_len);
-int ab_workspace_recorded_list_unchanged(const struct ab_workspace *ws, uint64_t fingerprint);
 /* Every sandbox name under the data root, sorted. */
 int ab_workspace_list(char ***names, size_t *n, struct ab_error *err);
 

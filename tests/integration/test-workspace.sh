@@ -251,39 +251,75 @@ c3=$(counted)
 box --name tally -- sh -c "cd '$WS' && echo edit >> src/lib/util.c"
 c4=$(counted)
 if [ "$c3" = 2 ] && [ "$c4" = 3 ]; then pass "a run's new change is counted after runs that changed nothing ($c3, $c4)"; else fail "a run's new change is counted after runs that changed nothing" "counts '$c3' '$c4'"; fi
-# The end of a run that finds the recorded listing: one stat per recorded entry, and what
-# the listing does not name is seen through its directory's times.
+# Each run writes to a layer of its own over the sandbox's earlier changes; its end folds
+# the layer in, by overlayfs's rules, and a run that writes nothing leaves it empty.
 counted_in() { sed -n "s/^agentbox: \([0-9]*\) changes\{0,1\} kept in sandbox '$1'.*/\1/p" <<<"$AB_ERR"; }
-listing=$AGENTBOX_DATA_DIR/sandboxes/listed/recorded-list
-box --name listed -- sh -c "cd '$WS' && mkdir -p deep/er && echo a > deep/er/a.txt && echo b > b.txt"
+lsd=$AGENTBOX_DATA_DIR/sandboxes/layered
+layer_empty() { [ -d "$lsd/layer" ] && [ -z "$(ls -A "$lsd/layer")" ]; }
+box --name layered -- sh -c "cd '$WS' && mkdir -p deep/er && echo a > deep/er/a.txt && echo b > b.txt"
 sleep 0.1
-box --name listed -- true
-l1=$(counted_in listed)
-box --name listed -- true
-l2=$(counted_in listed)
-box --name listed -- sh -c "cd '$WS' && echo c > deep/er/c.txt"
-l3=$(counted_in listed)
-if [ -s "$listing" ] && [ -n "$l1" ] && [ "$l2" = "$l1" ] && [ "$l3" = "$((l1 + 1))" ]; then
-	pass "with the recorded listing: unchanged counts stay, a file added deep in a listed directory is counted ($l1, $l2, $l3)"
+box --name layered -- true
+l1=$(counted_in layered)
+e1=$(layer_empty && echo empty)
+box --name layered -- true
+l2=$(counted_in layered)
+box --name layered -- sh -c "cd '$WS' && echo c > deep/er/c.txt"
+l3=$(counted_in layered)
+if [ "$e1" = empty ] && layer_empty && [ -n "$l1" ] && [ "$l2" = "$l1" ] && [ "$l3" = "$((l1 + 1))" ]; then
+	pass "the run's own layer: empty after each run; unchanged counts stay, a file added in an earlier run's directory is counted ($l1, $l2, $l3)"
 else
-	fail "with the recorded listing: unchanged counts stay, a file added deep in a listed directory is counted" \
-		"listing $(stat -c %s "$listing" 2>&1); counts '$l1' '$l2' '$l3'; $(last_run)"
+	fail "the run's own layer: empty after each run; unchanged counts stay, a file added in an earlier run's directory is counted" \
+		"layer '$(ls -A "$lsd/layer" 2>&1)'; counts '$l1' '$l2' '$l3'; $(last_run)"
 fi
 sleep 0.1
-box --name listed -- true
-box --name listed -- sh -c "cd '$WS' && printf 'B\n' > b.txt"
-ab diff listed -- b.txt
-if grep -q '^+B' <<<"$AB_OUT"; then pass "with the recorded listing: a same-size rewrite is seen"; else fail "with the recorded listing: a same-size rewrite is seen" "$(last_run)"; fi
+box --name layered -- true
+box --name layered -- sh -c "cd '$WS' && printf 'B\n' > b.txt"
+ab diff layered -- b.txt
+if grep -q '^+B' <<<"$AB_OUT"; then pass "the run's own layer: a same-size rewrite of an earlier run's file is seen"; else fail "the run's own layer: a same-size rewrite of an earlier run's file is seen" "$(last_run)"; fi
 sleep 0.1
-box --name listed -- true
-box --name listed -- sh -c "cd '$WS' && rm deep/er/a.txt"
-l4=$(counted_in listed)
-ab diff listed --stat
+box --name layered -- true
+box --name layered -- sh -c "cd '$WS' && rm deep/er/a.txt"
+l4=$(counted_in layered)
+ab diff layered --stat
 if [ -n "$l3" ] && [ "$l4" = "$((l3 - 1))" ] && ! grep -q 'a.txt' <<<"$AB_OUT"; then
-	pass "with the recorded listing: a removed file is no longer a change ($l4)"
+	pass "the run's own layer: a file an earlier run added, removed, is no longer a change ($l4)"
 else
-	fail "with the recorded listing: a removed file is no longer a change" "count '$l4'; $(last_run)"
+	fail "the run's own layer: a file an earlier run added, removed, is no longer a change" "count '$l4'; $(last_run)"
 fi
+# Folding by overlayfs's rules, over earlier runs' changes: a directory removed and made
+# again hides what it held (in the project and in earlier runs), a file replaced by a
+# directory and the reverse, a mode change on a directory, a removed project file.
+mkdir -p "$WS/fb/old" && echo p >"$WS/fb/old/p.txt" && echo r >"$WS/fb/r.txt"
+box --name folds -- sh -c "cd '$WS/fb' && mkdir -p f/keep f/gone && echo k > f/keep/k && echo g > f/gone/g && echo t > f/turn && mkdir f/dir && echo in > f/dir/in && echo o > old/o.txt"
+box --name folds -- sh -c "cd '$WS/fb' && rm -rf old && mkdir old && echo fresh > old/only && rm -rf f/gone && rm f/turn && mkdir f/turn && echo now > f/turn/x && rm -rf f/dir && echo file > f/dir && chmod 700 f/keep && rm r.txt && mkdir -p ro/sub && echo x > ro/sub/x && chmod 555 ro/sub ro"
+box --name folds -- sh -c "cd '$WS/fb' && chmod 755 ro && echo y > ro/y && chmod 555 ro"
+box --name folds -- sh -c "cd '$WS/fb' && find . | sort | tr '\n' ' '; stat -c %a f/keep ro ro/sub | tr '\n' ' '"
+want=". ./f ./f/dir ./f/keep ./f/keep/k ./f/turn ./f/turn/x ./old ./old/only ./ro ./ro/sub ./ro/sub/x ./ro/y 700 555 555 "
+if [ "$AB_OUT" = "$want" ]; then pass "the run's own layer folds by overlayfs's rules (removed and remade, file to directory and back, modes, read-only directories)"; else fail "the run's own layer folds by overlayfs's rules (removed and remade, file to directory and back, modes, read-only directories)" "got '$AB_OUT'; $(last_run)"; fi
+ab diff folds --stat -- fb
+if grep -q ' D fb/old/p.txt' <<<"$AB_OUT" && grep -q ' D fb/r.txt' <<<"$AB_OUT" && grep -q ' A fb/old/only' <<<"$AB_OUT" &&
+	grep -q ' A fb/f/turn/x' <<<"$AB_OUT" && grep -q ' A fb/f/dir ' <<<"$AB_OUT" &&
+	! grep -q 'f/gone\|o.txt\|f/dir/in' <<<"$AB_OUT"; then
+	pass "... and diff lists exactly that against the project"
+else
+	fail "... and diff lists exactly that against the project" "$(last_run)"
+fi
+# While a command runs its changes are in its layer: diff shows them all the same.
+ab run -d --name folds -- sh -c "cd '$WS' && echo live > live.txt && sleep 30"
+for _ in $(seq 50); do [ -e "$AGENTBOX_DATA_DIR/sandboxes/folds/layer/live.txt" ] && break; sleep 0.1; done
+ab diff folds --stat
+if grep -q ' A live.txt' <<<"$AB_OUT" && grep -q ' A fb/old/only' <<<"$AB_OUT"; then pass "diff of a running sandbox shows the running command's changes and the earlier ones"; else fail "diff of a running sandbox shows the running command's changes and the earlier ones" "$(last_run)"; fi
+if [ -z "$(find "$AGENTBOX_DATA_DIR/sandboxes/folds" -maxdepth 1 -name 'view-*')" ]; then pass "... and leaves no view behind"; else fail "... and leaves no view behind" "$(ls "$AGENTBOX_DATA_DIR/sandboxes/folds")"; fi
+ab kill folds
+ab wait folds
+ab rm folds
+# A run whose agentbox is killed never reaches its end: the next command folds its layer.
+{ (cd "$WS" && exec timeout -s KILL 2 "$AB" run -q --name crashed -- sh -c "echo before-kill > '$WS/crash.txt'; sleep 30") >/dev/null 2>&1; } 2>/dev/null
+ab diff crashed --stat
+if grep -q ' A crash.txt' <<<"$AB_OUT"; then pass "a run killed before its end: its changes are folded in by the next command"; else fail "a run killed before its end: its changes are folded in by the next command" "$(last_run)"; fi
+box --name crashed -- cat "$WS/crash.txt"
+expect_line "... and the next run sees them" "before-kill"
+if [ -z "$(ls -A "$AGENTBOX_DATA_DIR/sandboxes/crashed/layer")" ]; then pass "... and its layer is empty again"; else fail "... and its layer is empty again" "$(ls -A "$AGENTBOX_DATA_DIR/sandboxes/crashed/layer")"; fi
 # The host edits the file the sandbox changed: the end of the run that changed it recorded
 # the host's side, so apply refuses to overwrite the edit.
 sleep 0.1
@@ -340,7 +376,7 @@ sleep 1
 ab snapshot live mid
 expect_rc "a snapshot of a running sandbox succeeds" 0
 kill "$AB_BG_PID" 2>/dev/null; wait_pid_timeout "$AB_BG_PID" 10
-snapfile=$(find "$AGENTBOX_DATA_DIR" -path '*/live/snapshots/mid/upper*' -name log.txt | head -n1)
+snapfile=$(find "$AGENTBOX_DATA_DIR" -path '*/live/snapshots/mid/upper*' -name log.txt 2>/dev/null | head -n1)
 if [ -n "$snapfile" ] && [ -s "$snapfile" ] && ! grep -vqE '^record-[0-9]+-0{80}$' "$snapfile"; then
 	pass "the running snapshot holds whole records only ($(wc -l <"$snapfile") lines)"
 else
@@ -362,13 +398,13 @@ expect_bad_input "a project directory that moved" "$T/movable"
 ab apply moved --yes
 ok_if "apply to a moved project writes nothing" test ! -e "$T/moved-away/new.txt"
 
-# A sandbox whose work directory was tampered with (here: a link into its own changes,
-# which overlayfs refuses) fails to start with the workspace named; nothing is lost.
+# A sandbox whose work directory was tampered with (here: a link to the directory the run
+# writes to, which overlayfs refuses) fails to start with the workspace named; nothing is lost.
 box --name brokenwork -- sh -c "echo kept > '$WS/bw.txt'"
 bw=$AGENTBOX_DATA_DIR/sandboxes/brokenwork
 digest_bw=$(tree_digest "$WS")
 if [ -d "$bw/work" ]; then
-	rm -rf "$bw/work" && mkdir -p "$bw/upper/inner" && ln -s upper/inner "$bw/work"
+	rm -rf "$bw/work" && ln -s layer "$bw/work"
 	box --name brokenwork -- true
 	expect_bad_input "a tampered work directory is reported" "$WS"
 	if err_has_re 'copy-on-write workspace' && [ "$(tree_digest "$WS")" = "$digest_bw" ]; then
@@ -376,7 +412,7 @@ if [ -d "$bw/work" ]; then
 	else
 		fail "it says the copy-on-write workspace could not be mounted; the project is unchanged" "$(last_run)"
 	fi
-	rm -f "$bw/work" && rmdir "$bw/upper/inner" && mkdir "$bw/work"
+	rm -f "$bw/work" && mkdir "$bw/work"
 	box --name brokenwork -- cat "$WS/bw.txt"
 	expect_line "with the work directory back, the changes are all there" "kept"
 else
@@ -403,10 +439,10 @@ fi
 old_kernel run --name oldkernel -- cat "$WS/old.txt"
 expect_line "... and keeps its changes for the next run" "old"
 bo=$AGENTBOX_DATA_DIR/sandboxes/oldkernel
-rm -rf "$bo/work" && mkdir -p "$bo/upper/inner" && ln -s upper/inner "$bo/work"
+rm -rf "$bo/work" && ln -s layer "$bo/work"
 old_kernel run --name oldkernel -- true
 expect_bad_input "without the mount API a tampered work directory is reported too" "$WS"
-rm -f "$bo/work" && rmdir "$bo/upper/inner" && mkdir "$bo/work"
+rm -f "$bo/work" && mkdir "$bo/work"
 # Before Linux 6.13 overlayfs takes its layers only as paths: they are then given by path,
 # with the same workspace and the same refusals.
 OLD_KERNEL_PROBE=without-layer-fds
@@ -420,12 +456,12 @@ fi
 box --name pathlayers -- sh -c "cat '$WS/old.txt'; grep -c ' overlay .*lowerdir+=' /proc/self/mountinfo"
 if out_has paths && out_has 1; then pass "... its changes are there with layers given by descriptor"; else fail "... its changes are there with layers given by descriptor" "$(last_run)"; fi
 bo=$AGENTBOX_DATA_DIR/sandboxes/pathlayers
-rm -rf "$bo/work" && mkdir -p "$bo/upper/inner" && ln -s upper/inner "$bo/work"
+rm -rf "$bo/work" && ln -s layer "$bo/work"
 old_kernel run --name pathlayers -- true
 expect_bad_input "layers given by path: a tampered work directory is reported" "$WS"
 box --name pathlayers -- true
 expect_bad_input "layers given by descriptor: a tampered work directory is reported" "$WS"
-rm -f "$bo/work" && rmdir "$bo/upper/inner" && mkdir "$bo/work"
+rm -f "$bo/work" && mkdir "$bo/work"
 unset OLD_KERNEL_PROBE
 
 # ---- masks, last: this changes the project ----

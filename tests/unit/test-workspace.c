@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -26,6 +25,7 @@
 #include <unistd.h>
 
 #include "lib/freeze.h"
+#include "lib/layer.h"
 #include "lib/fingerprint.h"
 #include "lib/snapshot.h"
 #include "lib/state.h"
@@ -464,112 +464,6 @@ static void test_fingerprint(void)
 	ok(ab_tree_fingerprint(p, &fp, &newest) == -ENOENT, "a missing tree: -ENOENT");
 }
 
-/* The fingerprint of a listing's entries, one stat each: equal to the whole walk's while
- * nothing changed, different after each kind of change, including an entry the listing
- * does not name (only its directory's times show it). */
-static uint64_t fp_listed(const char *dir, const char *list, size_t len)
-{
-	uint64_t fp = 0;
-
-	if (ab_tree_fingerprint_of_list(dir, list, len, &fp) < 0)
-		return 0;
-	return fp;
-}
-
-static size_t tree_entries;
-
-static int count_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)path, (void)st, (void)type, (void)ftw;
-	tree_entries++;
-	return 0;
-}
-
-static void test_fingerprint_list(void)
-{
-	char d[512], p[1024], q[1024];
-	char *list = NULL;
-	size_t len = 0;
-	uint64_t fp = 0, walked;
-	int64_t newest = 0;
-
-	path_of(d, sizeof(d), "fplist");
-	mkdir(d, 0755);
-	fill_upper(d);
-	snprintf(p, sizeof(p), "%s/d/deeper", d);
-	mkdir(p, 0755);
-	mkfile(p, "x", "x\n", 0644);
-	ok(ab_tree_fingerprint_listed(d, &fp, &newest, &list, &len) == 0 && list && fp == fp_of(d),
-	   "the listing walk gives the walk's fingerprint");
-	size_t entries = 0;
-	for (size_t off = 0; list && off < len; off += strlen(list + off) + 1)
-		entries++;
-	tree_entries = 0;
-	if (nftw(d, count_entry, 16, FTW_PHYS) < 0)
-		printf("# nftw: %m\n");
-	ok(list && list[0] == '\0' && entries == tree_entries && memmem(list, len, "/d/deeper/x", 12),
-	   "it lists the top first, then every entry by its path (%zu of %zu)", entries, tree_entries);
-	ok(fp_listed(d, list, len) == fp, "the listed entries, stat'ed one by one, give it again");
-	walked = fp;
-
-	struct {
-		const char *what;
-		void (*change)(const char *dir);
-	} changes[] = {
-		{ "a rewrite with as many bytes", NULL },
-		{ "a new file in a listed directory", NULL },
-		{ "a new directory deep down", NULL },
-		{ "a removal", NULL },
-		{ "a rename within a directory", NULL },
-		{ "a mode change", NULL },
-	};
-	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
-		pause_ms(25);
-		switch (i) {
-		case 0:
-			snprintf(p, sizeof(p), "%s/f", d);
-			write_text(p, "HELLO\n");
-			break;
-		case 1:
-			mkfile(d, "d/deeper/new", "", 0644);
-			break;
-		case 2:
-			snprintf(p, sizeof(p), "%s/d/deeper/sub", d);
-			mkdir(p, 0755);
-			break;
-		case 3:
-			snprintf(p, sizeof(p), "%s/d/deeper/x", d);
-			unlink(p);
-			break;
-		case 4:
-			snprintf(p, sizeof(p), "%s/d/inner", d);
-			snprintf(q, sizeof(q), "%s/d/inner2", d);
-			if (rename(p, q) < 0)
-				printf("# rename: %m\n");
-			break;
-		case 5:
-			snprintf(p, sizeof(p), "%s/d", d);
-			chmod(p, 0700);
-			break;
-		}
-		uint64_t now = fp_listed(d, list, len);
-		ok(now != walked, "%s: the listed entries' fingerprint changes", changes[i].what);
-		free(list);
-		list = NULL;
-		ok(ab_tree_fingerprint_listed(d, &walked, &newest, &list, &len) == 0 && list &&
-			   fp_listed(d, list, len) == walked,
-		   "%s: listed again, it matches the walk", changes[i].what);
-	}
-
-	static const char bad_lists[][24] = { "/f\0", "\0/../etc\0", "\0/d/./inner2\0", "\0//f\0", "\0/f\0\0" };
-	static const size_t bad_len[] = { 3, 9, 13, 5, 5 };
-	for (size_t i = 0; i < sizeof(bad_len) / sizeof(bad_len[0]); i++)
-		ok(ab_tree_fingerprint_of_list(d, bad_lists[i], bad_len[i], &fp) == -EINVAL,
-		   "a listing that is not one is refused (case %zu)", i);
-	ok(ab_tree_fingerprint_of_list(d, "\0/no-such", 10, &fp) == -ENOENT, "a listed entry that is gone: -ENOENT");
-	free(list);
-}
-
 static void test_snapshot_reuse(void)
 {
 	char proj[512], p[1024];
@@ -939,7 +833,7 @@ static void test_freeze(void)
  * changes upper (rollback, discard) must drop it. */
 static void test_recorded(void)
 {
-	char proj[512], p[1024];
+	char proj[512], p[1024], q[1024], data_dir[512];
 	struct ab_workspace ws;
 	struct ab_error err = { 0 };
 	uint64_t fp = 0;
@@ -976,44 +870,66 @@ static void test_recorded(void)
 	ab_workspace_recorded_set(&ws, 0xabcULL, 3);
 	ok(same_file && stat(p, &after_st) == 0 && after_st.st_ino == before_st.st_ino,
 	   "forget and set rewrite the same file: no new inode on the end's path");
-	ok(ab_workspace_recorded_claim(&ws, &fp, &n) == 0 && fp == 0xabcULL && n == 3,
-	   "a run's start claims the record");
-	ok(ab_workspace_recorded_get(&ws, &fp, &n) < 0 && ab_workspace_recorded_claim(&ws, &fp, &n) < 0,
-	   "claimed, it is marked: a run that never ends leaves no record behind");
-	ab_workspace_recorded_unclaim(&ws, 0xabcULL, 3);
-	ok(ab_workspace_recorded_get(&ws, &fp, &n) == 0 && fp == 0xabcULL && n == 3,
-	   "an end that changed nothing puts it back as it was");
 	ab_workspace_recorded_set(&ws, 7, 1);
 	ok(ab_workspace_recorded_forget(&ws) == 0 && ab_workspace_recorded_get(&ws, &fp, &n) < 0,
 	   "forget drops it");
 	ok(ab_workspace_recorded_forget(&ws) == 0, "forgetting nothing is fine");
 
-	/* the listing kept with the record */
-	char *list = NULL;
-	size_t list_len = 0;
-	int64_t newest = 0;
+	/* The run's own layer (layer.h): there and empty in a sandbox; a run's changes left in
+	 * it (the run never reached its end) are folded into upper by the next command that
+	 * holds the sandbox alone, and the record goes. */
+	ok(ws.layer && ab_layer_is_empty(ws.layer) == 1 && ws.layer_empty, "a sandbox has an empty layer");
 	mkfile(ws.upper, "kept", "kept\n", 0644);
-	pause_ms(25);
-	ok(ab_workspace_recorded_list_unchanged(&ws, 1) == -1, "no listing kept: nothing to go by");
-	if (ab_tree_fingerprint_listed(ws.upper, &fp, &newest, &list, &list_len) == 0 && list)
-		ab_workspace_recorded_list_save(&ws, fp, list, list_len);
-	ok(ab_workspace_recorded_list_unchanged(&ws, fp) == 1, "a kept listing vouches for an unchanged upper");
-	ok(ab_workspace_recorded_list_unchanged(&ws, fp ^ 1) == -1, "a listing taken with another fingerprint is not used");
-	mkfile(ws.upper, "kept", "KEPT\n", 0644);
-	ok(ab_workspace_recorded_list_unchanged(&ws, fp) == 0, "a change since: the listing says so");
-	snprintf(p, sizeof(p), "%s/recorded-list", ws.dir);
-	if (truncate(p, (off_t)file_size(p) - 2) < 0)
-		printf("# truncate: %m\n");
-	ok(ab_workspace_recorded_list_unchanged(&ws, fp) == -1, "a listing cut short is not used");
-	f = fopen(p, "w");
-	if (f) {
-		fprintf(f, "%016llx 10\n", (unsigned long long)fp);
-		fwrite("\0/../kept", 1, 10, f);
-		fclose(f);
+	mkfile(ws.layer, "left", "left by a run\n", 0644);
+	ab_workspace_recorded_set(&ws, 0xabcULL, 3);
+	char *view = NULL;
+	ok(ab_layer_view(&ws, &view, &err) == 0 && view && strcmp(view, ws.upper) != 0 &&
+		   strncmp(view, ws.dir, strlen(ws.dir)) == 0,
+	   "a reader beside the run gets a view of its own (%s)", view ? view : err.msg);
+	snprintf(p, sizeof(p), "%s/left", view ? view : "");
+	bool left_seen = access(p, F_OK) == 0;
+	snprintf(p, sizeof(p), "%s/kept", view ? view : "");
+	ok(left_seen && access(p, F_OK) == 0, "... with upper's changes and the layer's");
+	char *view_dir = view ? strndup(view, strrchr(view, '/') - view) : NULL;
+	ab_layer_view_release(&ws, view);
+	ok(view_dir && access(view_dir, F_OK) < 0, "... removed when released");
+	free(view_dir);
+	char *snap_live = NULL;
+	ok(ab_snapshot_create(&ws, "with-layer", false, &snap_live, &err) == 0, "a snapshot with changes in the layer");
+	snprintf(p, sizeof(p), "%s/snapshots/with-layer/upper/left", ws.dir);
+	ok(access(p, F_OK) == 0, "... holds the layer's changes");
+	free(snap_live);
+	ok(ab_layer_is_empty(ws.layer) == 0, "... and leaves them in the layer");
+	ab_workspace_close(&ws);
+	if (ab_workspace_open("recorded", proj, &ws, &err) < 0 || ab_workspace_lock(&ws, true, &err) < 0) {
+		ok(0, "sandbox for the recorded state, again: %s", err.msg);
+		return;
 	}
-	ok(ab_workspace_recorded_list_unchanged(&ws, fp) == -1,
-	   "a listing naming a path outside upper vouches for nothing, either way");
-	free(list);
+	snprintf(p, sizeof(p), "%s/left", ws.upper);
+	ok(ab_layer_is_empty(ws.layer) == 1 && access(p, F_OK) == 0, "the next command folds a layer left behind");
+	ok(ab_workspace_recorded_get(&ws, &fp, &n) < 0, "... and drops the record, which no longer holds");
+	/* A sandbox made before the layer: its first command makes one, as upper is. */
+	ab_workspace_close(&ws);
+	path_of(data_dir, sizeof(data_dir), "data");
+	snprintf(p, sizeof(p), "%s/sandboxes/recorded/layer", data_dir);
+	rmdir(p);
+	snprintf(q, sizeof(q), "%s/sandboxes/recorded/upper", data_dir);
+	chmod(q, 0750);
+	struct stat layer_st;
+	ok(ab_workspace_open("recorded", proj, &ws, &err) == 0 && stat(p, &layer_st) == 0 &&
+		   (layer_st.st_mode & 07777) == 0750 && ab_layer_is_empty(p) == 1,
+	   "a sandbox without a layer gets one, with upper's mode");
+	chmod(q, 0700);
+	/* A snapshot that a crash cut short is made beside the snapshots: the next command
+	 * that holds the sandbox alone removes it. */
+	ab_workspace_close(&ws);
+	snprintf(p, sizeof(p), "%s/sandboxes/recorded/.snapshot-cut-123", data_dir);
+	snprintf(q, sizeof(q), "%s/sandboxes/recorded/.snapshot-cut-123/upper", data_dir);
+	mkdir(p, 0700);
+	mkdir(q, 0700);
+	mkfile(q, "half", "half\n", 0644);
+	ok(ab_workspace_open("recorded", proj, &ws, &err) == 0 && access(p, F_OK) < 0,
+	   "a snapshot left half made is removed");
 
 	mkfile(ws.upper, "a", "one\n", 0644);
 	char *snap = NULL;
@@ -1044,7 +960,6 @@ int main(void)
 	test_open();
 	test_snapshots();
 	test_fingerprint();
-	test_fingerprint_list();
 	test_snapshot_reuse();
 	test_recorded();
 	if (geteuid() == 0)
