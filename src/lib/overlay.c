@@ -146,7 +146,9 @@ __attribute__((no_sanitize("address", "undefined"))) static int create_superbloc
 #endif
 
 #if HAVE_HELPER
-static int set_layer(int fs_fd, const char *key, const char *path)
+/* Apart (noinline), as every user of a path buffer here: the buffers stay off the stack
+ * of the usual path, where each new page of stack costs the sandbox's process a fault. */
+__attribute__((noinline)) static int set_layer(int fs_fd, const char *key, const char *path)
 {
 	char value[3 * PATH_MAX];
 
@@ -172,13 +174,31 @@ static int set_dir_layer(int fs_fd, const char *fd_key, const char *path_key, co
 	return r == 0 ? 0 : set_layer(fs_fd, path_key, path);
 }
 
-/* The lower layers, top first: the middle one when there is one (the sandbox's earlier
- * changes, under the run's own layer), then the project. By descriptors where overlayfs
- * takes them, else both paths in one value. */
-static int set_lowers(int fs_fd, const struct ab_config *cfg)
+/* Both lower layers by their paths, in one value, top first (before Linux 6.13). */
+__attribute__((noinline)) static int set_lowers_by_path(int fs_fd, const struct ab_config *cfg)
 {
 	char value[6 * PATH_MAX + 2];
 	size_t used;
+
+	if (escaped_path(value, sizeof(value), "", cfg->overlay_middle) < 0 ||
+	    (used = strlen(value)) + 1 >= sizeof(value)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	value[used++] = ':';
+	value[used] = '\0';
+	if (append_escaped(value, sizeof(value), &used, cfg->workspace) < 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return fsconfig(fs_fd, FSCONFIG_SET_STRING, "lowerdir", value, 0);
+}
+
+/* The lower layers, top first: the middle one when there is one (the sandbox's earlier
+ * changes, under the run's own layer), then the project. By descriptors where overlayfs
+ * takes them, else by path. */
+static int set_lowers(int fs_fd, const struct ab_config *cfg)
+{
 	int mid, low, r = -1, e;
 
 	if (!cfg->overlay_middle)
@@ -196,18 +216,7 @@ static int set_lowers(int fs_fd, const struct ab_config *cfg)
 	}
 	if (mid >= 0)
 		close(mid);
-	if (escaped_path(value, sizeof(value), "", cfg->overlay_middle) < 0 ||
-	    (used = strlen(value)) + 1 >= sizeof(value)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	value[used++] = ':';
-	value[used] = '\0';
-	if (append_escaped(value, sizeof(value), &used, cfg->workspace) < 0) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return fsconfig(fs_fd, FSCONFIG_SET_STRING, "lowerdir", value, 0);
+	return set_lowers_by_path(fs_fd, cfg);
 }
 #endif
 
@@ -267,7 +276,7 @@ static void context_message(int fs_fd, char *buf, size_t size)
 	}
 }
 
-static int mount_classic(const struct ab_config *cfg, const char *old_root, const char *disk_root,
+__attribute__((noinline)) static int mount_classic(const struct ab_config *cfg, const char *old_root, const char *disk_root,
 			 const char *dst, struct ab_error *err)
 {
 	char lower[6 * PATH_MAX + 2], project[3 * PATH_MAX], upper[3 * PATH_MAX], work[3 * PATH_MAX],

@@ -71,9 +71,20 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_error *err)
+/* Apart (noinline), with its path buffer: every page of stack that the start touches for
+ * the first time costs a fault, which on some VMs is dearer than the open itself. */
+__attribute__((noinline)) static int open_run_lock(const struct ab_workspace *ws, struct ab_error *err)
 {
 	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/run.lock", ws->dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	return fd >= 0 ? fd : ab_error_set(err, errno, "cannot open '%s'", path);
+}
+
+int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_error *err)
+{
 	int r;
 
 	memset(s, 0, sizeof(*s));
@@ -87,10 +98,9 @@ int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_erro
 	if ((r = ab_workspace_open_canonical(cfg->name, cfg->workspace, &s->ws, err)) < 0)
 		return r;
 	/* One run at a time: two overlays on one upper directory would corrupt it. */
-	snprintf(path, sizeof(path), "%s/run.lock", s->ws.dir);
-	s->run_lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	s->run_lock_fd = open_run_lock(&s->ws, err);
 	if (s->run_lock_fd < 0)
-		return ab_error_set(err, errno, "cannot open '%s'", path);
+		return s->run_lock_fd;
 	if (flock(s->run_lock_fd, LOCK_EX | LOCK_NB) < 0)
 		return ab_error_set(err, 0, "sandbox '%s' is already running: wait for it, or use another --name",
 				    cfg->name);
@@ -250,10 +260,32 @@ void ab_session_close(struct ab_session *s)
 	ab_workspace_close(&s->ws);
 }
 
+/* Writes the masks anew (path: the masks file). Apart (noinline), with its second path
+ * buffer: the usual start only reads them, on a shallower stack. */
+__attribute__((noinline)) static int write_masks(const char *path, char *const *masks, size_t n,
+						 struct ab_error *err)
+{
+	char tmp[4110];
+	_cleanup_close_ int fd = -1;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return ab_error_set(err, errno, "cannot write '%s'", tmp);
+	for (size_t i = 0; i < n; i++)
+		if (ab_write_all(fd, masks[i], strlen(masks[i]) + 1) < 0) /* NUL-separated */
+			return ab_error_set(err, errno, "cannot write '%s'", tmp);
+	/* Replaced by rename, not forced to disk: after a crash the masks may be the defaults
+	 * again (a missing file), and apply never writes a path the sandbox could not see
+	 * anyway (a mask is a read-only mount there). */
+	if (rename(tmp, path) < 0)
+		return ab_error_set(err, errno, "cannot write '%s'", path);
+	return 0;
+}
+
 int ab_session_save_masks(const struct ab_workspace *ws, char *const *masks, size_t n, struct ab_error *err)
 {
-	char path[4096], tmp[4110];
-	_cleanup_close_ int fd = -1;
+	char path[4096];
 	_cleanup_free_ char *old = NULL;
 	size_t old_len = 0, want = 0;
 
@@ -272,19 +304,7 @@ int ab_session_save_masks(const struct ab_workspace *ws, char *const *masks, siz
 		if (same)
 			return 0;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return ab_error_set(err, errno, "cannot write '%s'", tmp);
-	for (size_t i = 0; i < n; i++)
-		if (ab_write_all(fd, masks[i], strlen(masks[i]) + 1) < 0) /* NUL-separated */
-			return ab_error_set(err, errno, "cannot write '%s'", tmp);
-	/* Replaced by rename, not forced to disk: after a crash the masks may be the defaults
-	 * again (a missing file), and apply never writes a path the sandbox could not see
-	 * anyway (a mask is a read-only mount there). */
-	if (rename(tmp, path) < 0)
-		return ab_error_set(err, errno, "cannot write '%s'", path);
-	return 0;
+	return write_masks(path, masks, n, err);
 }
 
 int ab_session_load_masks(const struct ab_workspace *ws, char ***masks, size_t *n, struct ab_error *err)
