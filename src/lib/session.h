@@ -23,6 +23,7 @@ struct ab_session {
 	size_t recorded_changes;    /* the changes that end counted */
 	pid_t init_pid;     /* the sandbox's init, once started */
 	bool layered;       /* the run writes to its own layer over upper (layer.h) */
+	bool work_aside;    /* the last mount's work directory is set aside, to be removed */
 };
 
 /* Picks the sandbox (cfg->name, or the project's directory name, made unique), opens or

@@ -286,6 +286,18 @@ if [ -n "$l3" ] && [ "$l4" = "$((l3 - 1))" ] && ! grep -q 'a.txt' <<<"$AB_OUT"; 
 else
 	fail "the run's own layer: a file an earlier run added, removed, is no longer a change" "count '$l4'; $(last_run)"
 fi
+# overlayfs removes the last mount's work/work as it mounts: agentbox sets it aside first
+# and removes it while the command runs, also when an interrupted run left things in it.
+box --name layered -- true
+w1=$(ls -A "$lsd/work" | tr '\n' ' ')
+mkdir -p "$lsd/work/work.aside/left-by-a-crash" && touch "$lsd/work/work.aside/left-by-a-crash/f"
+box --name layered -- sh -c "cat '$WS/b.txt'"
+w2=$(ls -A "$lsd/work" | tr '\n' ' ')
+if [ "$w1" = "work " ] && [ "$w2" = "work " ] && [ "$AB_RC" = 0 ] && [ "$AB_OUT" = B ]; then
+	pass "the last mount's work directory is set aside and removed, leftovers too"
+else
+	fail "the last mount's work directory is set aside and removed, leftovers too" "work/: '$w1' then '$w2'; $(last_run)"
+fi
 # Folding by overlayfs's rules, over earlier runs' changes: a directory removed and made
 # again hides what it held (in the project and in earlier runs), a file replaced by a
 # directory and the reverse, a mode change on a directory, a removed project file.
