@@ -8,14 +8,18 @@
 #   bind (--workspace-mode rw), interleaved.
 # Usage: bench/workspace.sh BUILD_DIR [--quick]
 set -u
-B=$(cd "${1:?usage: bench/workspace.sh BUILD_DIR [--quick]}" && pwd)
+if [ $# -lt 1 ] || [ ! -d "$1" ]; then
+	echo "usage: bench/workspace.sh BUILD_DIR [--quick] (BUILD_DIR: where 'make' put agentbox, e.g. build)" >&2
+	exit 2
+fi
+B=$(cd "$1" && pwd)
 quick=${2:-}
 AB=$B/agentbox
 SRC=$(cd "$(dirname "$0")" && pwd)
 FILES=${BENCH_WS_FILES:-10000}
 FILE_KB=${BENCH_WS_FILE_KB:-20}
 RUNS=${BENCH_WS_RUNS:-15}
-STARTS=${BENCH_WS_STARTS:-100}
+STARTS=${BENCH_WS_STARTS:-200}
 if [ "$quick" = --quick ]; then FILES=2000; RUNS=5; STARTS=20; fi
 
 T=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/agentbox-wsbench.XXXXXX")
