@@ -161,6 +161,9 @@ int ab_session_begin(struct ab_config *cfg, struct ab_session *s, struct ab_erro
 	s->recorded_valid = ab_workspace_recorded_get(&s->ws, &s->start_fingerprint, &s->recorded_changes) == 0;
 	s->have_start_fingerprint = s->recorded_valid ||
 				    ab_tree_fingerprint(s->ws.upper, &s->start_fingerprint, &newest_ctime_ns) == 0;
+	/* No record (a new sandbox, or one just rolled back): an upper with no changes at all
+	 * needs none either, when the run writes nothing. */
+	s->upper_empty = !s->recorded_valid && ab_layer_is_empty(s->ws.upper) == 1;
 	s->auto_reused = s->have_start_fingerprint &&
 			 ab_snapshot_reuse_automatic_at(&s->ws, s->start_fingerprint, &s->auto_snapshot) == 1;
 	free(cfg->overlay_upper);
@@ -254,8 +257,8 @@ int ab_session_end(struct ab_session *s, size_t *n_changes, struct ab_error *err
 	/* The command changed nothing (tests, builds that write outside the project,
 	 * questions to the agent): upper is as the recorded end left it. */
 	int empty = s->layered ? ab_layer_is_empty(s->ws.layer) : 1;
-	if (s->layered && empty == 1 && s->recorded_valid) {
-		*n_changes = s->recorded_changes;
+	if (s->layered && empty == 1 && (s->recorded_valid || s->upper_empty)) {
+		*n_changes = s->recorded_valid ? s->recorded_changes : 0;
 		return 0;
 	}
 	/* The record goes before upper changes: an end cut short is never taken for the

@@ -21,6 +21,7 @@ struct ab_session {
 	uint64_t start_fingerprint; /* upper's, when the run began (fingerprint.h) */
 	bool recorded_valid;        /* ... as the last recorded end left it (no walk needed) */
 	size_t recorded_changes;    /* the changes that end counted */
+	bool upper_empty;           /* without a record: upper held no change at all */
 	pid_t init_pid;     /* the sandbox's init, once started */
 	bool layered;       /* the run writes to its own layer over upper (layer.h) */
 	bool work_aside;    /* the last mount's work directory is set aside, to be removed */

@@ -286,6 +286,23 @@ if [ -n "$l3" ] && [ "$l4" = "$((l3 - 1))" ] && ! grep -q 'a.txt' <<<"$AB_OUT"; 
 else
 	fail "the run's own layer: a file an earlier run added, removed, is no longer a change" "count '$l4'; $(last_run)"
 fi
+# Without a record (a new sandbox; one rolled back), a run that writes nothing counts
+# what upper holds: nothing for a new one, the snapshot's change after a rollback.
+box --name fresh -- true
+f1=$AB_ERR
+box --name fresh -- sh -c "echo x > '$WS/fresh.txt'"
+f2=$(counted_in fresh)
+ab snapshot fresh one
+box --name fresh -- sh -c "echo y > '$WS/fresh2.txt'"
+ab rollback fresh one
+box --name fresh -- true
+f3=$(counted_in fresh)
+if ! grep -q "changes\{0,1\} kept" <<<"$f1" && [ "$f2" = 1 ] && [ "$f3" = 1 ]; then
+	pass "a run that writes nothing on a sandbox without a record: no change on a new one, the rolled-back one's change counted"
+else
+	fail "a run that writes nothing on a sandbox without a record: no change on a new one, the rolled-back one's change counted" \
+		"first '$f1'; counts '$f2' '$f3'; $(last_run)"
+fi
 # overlayfs removes the last mount's work/work as it mounts: agentbox sets it aside first
 # and removes it while the command runs, also when an interrupted run left things in it.
 box --name layered -- true
