@@ -333,7 +333,8 @@ int ab_session_save_masks(const struct ab_workspace *ws, char *const *masks, siz
 	/* Unchanged since the last run (the usual case): nothing to write. */
 	for (size_t i = 0; i < n; i++)
 		want += strlen(masks[i]) + 1;
-	if (ab_read_file(path, 64 * 1024, &old, &old_len) >= 0 && old_len == want) {
+	int r = ab_read_file(path, 64 * 1024, &old, &old_len);
+	if (r >= 0 && old_len == want) {
 		size_t off = 0;
 		bool same = true;
 		for (size_t i = 0; i < n && same; i++) {
@@ -342,6 +343,15 @@ int ab_session_save_masks(const struct ab_workspace *ws, char *const *masks, siz
 			off += l;
 		}
 		if (same)
+			return 0;
+	}
+	/* No file reads as the defaults (ab_session_load_masks): a new sandbox run with them
+	 * needs none, and its first start one new file less. */
+	if (r == -ENOENT && n == ab_n_default_masks) {
+		bool defaults = true;
+		for (size_t i = 0; i < n && defaults; i++)
+			defaults = strcmp(masks[i], ab_default_masks[i]) == 0;
+		if (defaults)
 			return 0;
 	}
 	return write_masks(path, masks, n, err);

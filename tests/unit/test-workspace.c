@@ -26,6 +26,8 @@
 
 #include "lib/freeze.h"
 #include "lib/layer.h"
+#include "lib/config.h"
+#include "lib/session.h"
 #include "lib/fingerprint.h"
 #include "lib/snapshot.h"
 #include "lib/state.h"
@@ -831,6 +833,43 @@ static void test_freeze(void)
 
 /* The state the end of a run keeps so that the next end may skip its work: whatever else
  * changes upper (rollback, discard) must drop it. */
+/* The masks a sandbox ran with: none written while they are the defaults (no file reads
+ * as the defaults), written once they are not, and written back to the defaults. */
+static void test_masks_saved(void)
+{
+	char proj[512], p[1024];
+	struct ab_workspace ws;
+	struct ab_error err = { 0 };
+	char **loaded = NULL;
+	size_t n = 0;
+	char *custom[] = { "*.secret" };
+
+	path_of(proj, sizeof(proj), "proj");
+	if (ab_workspace_open("masks", proj, &ws, &err) < 0) {
+		ok(0, "sandbox for the masks: %s", err.msg);
+		return;
+	}
+	snprintf(p, sizeof(p), "%s/masks", ws.dir);
+	ok(ab_session_save_masks(&ws, (char *const *)ab_default_masks, ab_n_default_masks, &err) == 0 &&
+		   access(p, F_OK) < 0,
+	   "the default masks: no file written");
+	ok(ab_session_load_masks(&ws, &loaded, &n, &err) == 0 && n == ab_n_default_masks &&
+		   strcmp(loaded[0], ab_default_masks[0]) == 0,
+	   "... and they load as the defaults");
+	ab_strv_free(loaded);
+	loaded = NULL;
+	ok(ab_session_save_masks(&ws, custom, 1, &err) == 0 && ab_session_load_masks(&ws, &loaded, &n, &err) == 0 &&
+		   n == 1 && strcmp(loaded[0], "*.secret") == 0,
+	   "other masks are written and load as written");
+	ab_strv_free(loaded);
+	loaded = NULL;
+	ok(ab_session_save_masks(&ws, (char *const *)ab_default_masks, ab_n_default_masks, &err) == 0 &&
+		   ab_session_load_masks(&ws, &loaded, &n, &err) == 0 && n == ab_n_default_masks,
+	   "back to the defaults, they are written back");
+	ab_strv_free(loaded);
+	ab_workspace_close(&ws);
+}
+
 static void test_recorded(void)
 {
 	char proj[512], p[1024], q[1024], data_dir[512];
@@ -962,6 +1001,7 @@ int main(void)
 	test_fingerprint();
 	test_snapshot_reuse();
 	test_recorded();
+	test_masks_saved();
 	if (geteuid() == 0)
 		test_freeze();
 	else
