@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "../shared/error.h"
+#include "running.h"
 #include "workspace.h"
 
 /* Automatic snapshots beyond this many are dropped, oldest first. */
@@ -65,20 +66,11 @@ int ab_snapshot_remove(struct ab_workspace *ws, const char *name, struct ab_erro
  * project. Snapshots stay. Refused while the sandbox runs. */
 int ab_workspace_discard(struct ab_workspace *ws, struct ab_error *err);
 
-/* 1 when ws->dir/running names a live agentbox or init process (their pids are stored
- * in *agentbox_pid and *init_pid, either may be NULL), 0 when not running (no file, or a
- * stale one), < 0 (-errno) when the file cannot be read. */
-int ab_workspace_running(const struct ab_workspace *ws, pid_t *agentbox_pid, pid_t *init_pid);
-/* Waits (10 s at most) for the init of the sandbox's last run while it is still ending:
- * its exit takes its overlay down, whose upper and work directories the next run's needs. */
-void ab_workspace_wait_last_init(const struct ab_workspace *ws);
-/* Writes that record for a run that started: agentbox's pid (with its start time) and
- * its sandbox's init. Best-effort. */
-void ab_workspace_record_running(const struct ab_workspace *ws, pid_t agentbox_pid, pid_t init_pid);
-
 /* After a crash: an interrupted rollback is rolled back (upper.old becomes upper again
- * when upper is missing), then upper.new, upper.old and snapshots/.tmp-* are removed.
- * Called by ab_workspace_open (when the lock is free) and ab_workspace_lock(exclusive). */
+ * when upper is missing), then upper.new, upper.old, half-made snapshots (.snapshot-*)
+ * and readers' views (view-*) are removed, and a run's layer left unfolded is folded into
+ * upper (layer.h). Called by ab_workspace_open (when the lock is free) and
+ * ab_workspace_lock(exclusive). */
 int ab_workspace_recover(struct ab_workspace *ws, struct ab_error *err);
 
 /* ---- tree helpers: never follow symlinks ---- */
