@@ -302,7 +302,7 @@ static ssize_t overlay_xattr(int fd, const char *name, char *buf, size_t size)
 	return n < 0 ? -errno : n;
 }
 
-static bool is_whiteout(int dirfd, const char *name, const struct stat *st)
+bool ab_overlay_is_whiteout(int dirfd, const char *name, const struct stat *st)
 {
 	char v[8];
 
@@ -483,7 +483,7 @@ static int visit(struct collector *c, int ufd, int pfd, const char *name)
 		else if (errno != ENOENT && errno != ENOTDIR)
 			return fail(c, -errno, "cannot stat", "project");
 	}
-	if (is_whiteout(ufd, name, &us))
+	if (ab_overlay_is_whiteout(ufd, name, &us))
 		return have_p ? delete_tree(c, pfd, name, &ps) : 0;
 	if (S_ISDIR(us.st_mode))
 		return visit_dir(c, ufd, pfd, name, have_p, &us, &ps);

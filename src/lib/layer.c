@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,21 +161,6 @@ static int open_up(int fd, const struct stat *st)
 	return fchmod(fd, (st->st_mode & 07777) | 0700) < 0 ? -errno : 0;
 }
 
-/* A whiteout: a 0:0 character device, or (overlayfs 6.7 and later, nested overlays) an
- * empty regular file marked with "user.overlay.whiteout". */
-static bool is_whiteout(int dirfd, const char *name, const struct stat *st)
-{
-	char v[2];
-
-	if (S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0))
-		return true;
-	if (S_ISREG(st->st_mode) && st->st_size == 0) {
-		_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-		return fd >= 0 && fgetxattr(fd, "user.overlay.whiteout", v, sizeof(v)) >= 0;
-	}
-	return false;
-}
-
 static int fold_dir(struct folder *f, int lfd, int ufd, int pfd, size_t plen, int depth);
 
 /* pfd: the project's directory that this one merges with, or -1 when there is none to see
@@ -238,7 +222,7 @@ static int fold_entry(struct folder *f, int lfd, int ufd, int pfd, const char *n
 	/* A whiteout the run made over an entry of upper alone hides nothing once upper holds
 	 * the result: it goes, with the entry. Kept, overlayfs would list it as a file in a
 	 * directory that is upper's alone (it reads such a directory as it is). */
-	if (is_whiteout(lfd, name, &ls) &&
+	if (ab_overlay_is_whiteout(lfd, name, &ls) &&
 	    (pfd < 0 || (fstatat(pfd, name, &ps, AT_SYMLINK_NOFOLLOW) < 0 && (errno == ENOENT || errno == ENOTDIR)))) {
 		if (have_u && (r = ab_remove_tree(ufd, name, false)) < 0)
 			return fold_fail(f, -r, "remove the sandbox's");

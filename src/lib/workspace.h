@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "../shared/error.h"
@@ -153,5 +154,8 @@ int ab_changes_collect(const char *upper, const char *project, const char *const
 int ab_changes_collect_quick(const char *upper, const char *project, struct ab_change **out,
 			     size_t *n, struct ab_error *err);
 void ab_changes_free(struct ab_change *changes, size_t n);
+/* Whether the entry name of dirfd (st: its lstat) is an overlayfs whiteout: a 0:0
+ * character device, or an empty regular file marked "user.overlay.whiteout". */
+bool ab_overlay_is_whiteout(int dirfd, const char *name, const struct stat *st);
 
 #endif

@@ -53,7 +53,12 @@ static int build(const char *dir, const char *spec)
 		} else if (kind == 'w') {
 			r = mknod(path, S_IFCHR, makedev(0, 0));
 		} else if (kind == 'l') {
-			r = symlink(b, path);
+			char target[4800];
+			if (strncmp(b, "OUTSIDE", 7) == 0 &&
+			    snprintf(target, sizeof(target), "%s/outside%s", root, b + 7) < (int)sizeof(target))
+				r = symlink(target, path);
+			else
+				r = symlink(b, path);
 		} else if (kind == 'h') {
 			snprintf(other, sizeof(other), "%s/%s", dir, b);
 			r = link(other, path);
@@ -164,6 +169,10 @@ static const struct fold_case cases[] = {
 	{ "a file replaces a directory of upper, all of it", "", "d x; f x/a a; d x/b", "f x now", "x:f:now" },
 	{ "a symlink replaces a file; nothing is followed", "", "f target.txt t", "l target.txt /etc/passwd",
 	  "target.txt:l:/etc/passwd" },
+	{ "a directory over upper's symlink to a directory outside replaces the link, and writes nothing there", "",
+	  "l x OUTSIDE", "d x; f x/in i", "x:d:opaque x/in:f:i" },
+	{ "a file over upper's symlink to a file outside replaces the link, and writes nothing there", "",
+	  "l y OUTSIDE/victim", "f y mine", "y:f:mine" },
 	{ "a read-only directory of the run is folded into a read-only one, and keeps its mode", "",
 	  "d ro; f ro/old o; m ro 555",
 	  "d ro; f ro/new n; d ro/sub; f ro/sub/s s; m ro/sub 555; m ro 555",
@@ -201,6 +210,11 @@ static void fold_cases(void)
 	clean(project);
 	clean(upper);
 	clean(layer);
+	char outside[4300], got[8192] = "";
+	snprintf(outside, sizeof(outside), "%s/outside", root);
+	listing(outside, "", got, sizeof(got));
+	ok(strcmp(got, "victim:f:keep") == 0, "fold: nothing written through upper's symlinks outside (%s)", got);
+	clean(outside);
 }
 
 /* An interrupted fold, run again, finishes the work; hard links within the layer stay
@@ -298,6 +312,17 @@ int main(void)
 		return 0;
 	}
 	umask(022);
+	{
+		char outside[4300], victim[4400];
+		snprintf(outside, sizeof(outside), "%s/outside", root);
+		snprintf(victim, sizeof(victim), "%s/victim", outside);
+		mkdir(outside, 0755);
+		FILE *f = fopen(victim, "w");
+		if (f) {
+			fputs("keep", f);
+			fclose(f);
+		}
+	}
 	fold_cases();
 	fold_again_and_links();
 	emptiness_and_views();
